@@ -1,0 +1,25 @@
+// Command registration for the migvis CLI. Each register_* adds a subcommand
+// group whose callbacks run the command and store its Status in *out (CLI11
+// callbacks cannot return one).
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/status.h"
+
+namespace migvis::orch {
+
+struct CommandStatus {
+  bool ran = false;
+  Status status;
+  void set(Status s) { ran = true; status = std::move(s); }
+};
+
+std::string version_string();
+
+// migvis data synth | import | inspect | run-job
+void register_data_commands(CLI::App& app, CommandStatus* out);
+
+}  // namespace migvis::orch

@@ -1,0 +1,42 @@
+// The worker process honours the job-directory contract (schemas/job.md).
+#include <gtest/gtest.h>
+
+#include "schemas/job_spec.h"
+#include "tests/test_util.h"
+#include "worker/stage.h"
+
+namespace migvis {
+namespace {
+
+using migvis::testing::run_command;
+
+TEST(WorkerMainTest, UnknownStageWritesFailedResultAndExits65) {
+  migvis::testing::TempDir tmp;
+  schema::JobSpec s;
+  s.job_id = "00000000000000aa";
+  s.stage = "no-such-stage";
+  ASSERT_TRUE(schema::write_job_spec(s, tmp.path()).ok());
+  auto r = run_command(migvis::testing::worker_bin() + " --job " + tmp.path().string());
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  auto res = schema::read_job_result(tmp.path());
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  EXPECT_EQ(res->status, "failed");
+  EXPECT_NE(res->error.find("unknown stage 'no-such-stage'"), std::string::npos) << res->error;
+  EXPECT_EQ(res->versions.count("torch"), 1u);
+}
+
+TEST(WorkerMainTest, MissingJobYamlExits66WithoutResult) {
+  migvis::testing::TempDir tmp;
+  auto r = run_command(migvis::testing::worker_bin() + " --job " + tmp.path().string());
+  EXPECT_EQ(r.exit_code, 66) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "result.yaml"));
+}
+
+TEST(WorkerMainTest, FindStageListsKnownStages) {
+  auto r = worker::find_stage("nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace migvis

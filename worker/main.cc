@@ -1,0 +1,117 @@
+// migvis-worker: runs exactly one job from its job directory (schemas/job.md).
+// This is the one place where exceptions from LibTorch are caught and turned
+// into a Status; the status becomes result.yaml (for data errors) and the exit code.
+#include <unistd.h>
+
+#include <csignal>
+#include <chrono>
+
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include "common/log.h"
+#include "worker/comm.h"
+#include "worker/stage.h"
+#include "worker/version.h"
+
+namespace {
+
+volatile int g_stop_requested = 0;
+extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
+
+std::string hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace migvis;
+  CLI::App app{"migvis-worker: runs one MIG-Vis job from its job directory"};
+  std::string job_dir;
+  int threads = 0;
+  std::string log_level;
+  app.add_option("--job", job_dir, "job directory holding job.yaml")->required()->check(CLI::ExistingDirectory);
+  app.add_option("--threads", threads, "LibTorch intra-op threads (default: job.yaml resources.threads, "
+                                        "else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else all cores)");
+  app.add_option("--log-level", log_level, "debug, info, warn or error");
+  app.set_version_flag("--version", worker::version_string());
+  CLI11_PARSE(app, argc, argv);
+  init_logging(log_level);
+
+  std::signal(SIGUSR1, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::path dir = fs::absolute(job_dir);
+  schema::JobResult result;
+  result.started_at = schema::utc_now_iso8601();
+  result.host = hostname();
+  result.versions = worker::library_versions();
+
+  auto spec = schema::read_job_spec(dir);
+  if (!spec.ok()) {
+    MIGVIS_LOG_ERROR("{}", spec.status().to_string());
+    return exit_code_for(spec.status());
+  }
+  result.job_id = spec->job_id;
+  result.stage = spec->stage;
+
+  worker::StageContext ctx;
+  ctx.spec = *spec;
+  ctx.dir = dir;
+  ctx.threads = worker::resolve_threads(threads, spec->resources.threads);
+  at::set_num_threads(ctx.threads);
+  ctx.device = worker::resolve_device(spec->resources.gpus);
+  worker::SingleProcessCommunicator single;
+  std::unique_ptr<worker::Communicator> comm = worker::make_communicator();
+  ctx.comm = comm ? comm.get() : &single;
+  ctx.result = &result;
+  ctx.stop_requested = &g_stop_requested;
+  result.layout = {{"threads", std::to_string(ctx.threads)},
+                   {"ranks", std::to_string(ctx.comm->size())},
+                   {"device", ctx.device},
+                   {"comm", ctx.comm->name()}};
+  MIGVIS_LOG_INFO("job {} stage {} on {} ({} threads, {} rank(s), {})", spec->job_id, spec->stage, result.host,
+                  ctx.threads, ctx.comm->size(), ctx.device);
+
+  Status st;
+  auto fn = worker::find_stage(spec->stage);
+  if (!fn.ok()) {
+    st = fn.status();
+  } else {
+    try {
+      st = (*fn)(ctx);
+    } catch (const c10::Error& e) {
+      st = Status::Internal(std::string("LibTorch: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      st = Status::Internal(e.what());
+    }
+  }
+
+  result.finished_at = schema::utc_now_iso8601();
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int code = exit_code_for(st);
+  if (st.code() == StatusCode::kCancelled || st.code() == StatusCode::kUnavailable) {
+    // Checkpointed (or temporarily failed): no result file, so the job is
+    // still incomplete and a requeue resumes it.
+    MIGVIS_LOG_WARN("job {} stopped: {} (exit {})", spec->job_id, st.to_string(), code);
+    return code;
+  }
+  result.status = st.ok() ? "ok" : "failed";
+  result.error = st.ok() ? "" : st.to_string();
+  result.exit_code = code;
+  if (ctx.comm->is_root()) {
+    Status ws = schema::write_job_result(result, dir);
+    if (!ws.ok()) {
+      MIGVIS_LOG_ERROR("cannot write result: {}", ws.to_string());
+      return exit_code_for(ws);
+    }
+  }
+  if (!st.ok()) MIGVIS_LOG_ERROR("job {} failed: {}", spec->job_id, st.to_string());
+  else MIGVIS_LOG_INFO("job {} done in {:.1f} s", spec->job_id, result.wall_s);
+  return code;
+}

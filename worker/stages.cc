@@ -1,0 +1,26 @@
+// The stage table. A new stage adds one line here and one file of its own.
+#include <map>
+
+#include "worker/stage.h"
+
+namespace migvis::worker {
+
+namespace {
+const std::map<std::string, StageFn>& table() {
+  static const std::map<std::string, StageFn> t = {
+  };
+  return t;
+}
+}  // namespace
+
+Result<StageFn> find_stage(const std::string& name) {
+  auto& t = table();
+  auto it = t.find(name);
+  if (it != t.end()) return it->second;
+  std::string known;
+  for (auto& [k, v] : t) known += (known.empty() ? "" : ", ") + k;
+  return Status::InvalidArgument("unknown stage '" + name + "' (this worker runs: " +
+                                 (known.empty() ? std::string("none yet") : known) + ")");
+}
+
+}  // namespace migvis::worker

@@ -1,0 +1,24 @@
+// Build and runtime facts of this worker, recorded as provenance in result.yaml.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace migvis::worker {
+
+class Communicator;
+
+std::string version_string();
+// {migvis, git, torch, mpi, cuda, nccl, blas, build_type}
+std::map<std::string, std::string> library_versions();
+// Thread count: explicit flag, else job.yaml's resources.threads, else
+// SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else hardware_concurrency().
+int resolve_threads(int flag, int from_job);
+// "cuda:0" when CUDA is available and the job asked for GPUs, else "cpu".
+std::string resolve_device(int gpus);
+// MPI communicator when launched by mpirun/srun with more than one rank, NCCL
+// when the device is CUDA and NCCL was built in; nullptr for a single process.
+std::unique_ptr<Communicator> make_communicator();
+
+}  // namespace migvis::worker
