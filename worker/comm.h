@@ -27,8 +27,30 @@ class Communicator {
   // Copies root's tensors to every rank, in place.
   virtual Status broadcast(std::vector<at::Tensor>& tensors, int root) = 0;
   virtual Status barrier() = 0;
+  // Concatenates every rank's `local` rows (dim 0; other dims and dtype equal on
+  // all ranks, row counts may differ) on `root`, in rank order. Other ranks get
+  // an undefined tensor.
+  virtual Result<at::Tensor> gather_rows(const at::Tensor& local, int root) = 0;
   bool is_root() const { return rank() == 0; }
 };
+
+// Splits n items over ranks in contiguous blocks: rank r gets [begin, end).
+// The first n % size ranks get one item more.
+struct Shard {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t size() const { return end - begin; }
+};
+Shard shard_for(int64_t n, int rank, int size);
+
+// Bucketed flatten/unflatten used by the multi-process communicators: packs
+// tensors of one dtype into contiguous buffers of at most `bucket_bytes`.
+struct Bucket {
+  std::vector<size_t> index;  // positions in the caller's tensor list
+  at::Tensor flat;            // 1-D, contiguous
+};
+std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, size_t bucket_bytes);
+void unpack_bucket(const Bucket& b, std::vector<at::Tensor>& tensors);
 
 class SingleProcessCommunicator final : public Communicator {
  public:
@@ -38,6 +60,19 @@ class SingleProcessCommunicator final : public Communicator {
   Status all_reduce_mean(std::vector<at::Tensor>&) override { return Status::Ok(); }
   Status broadcast(std::vector<at::Tensor>&, int) override { return Status::Ok(); }
   Status barrier() override { return Status::Ok(); }
+  Result<at::Tensor> gather_rows(const at::Tensor& local, int) override { return local; }
 };
+
+#ifdef MIGVIS_HAVE_MPI
+// MPI on CPU tensors (Debian's LibTorch has no ProcessGroupMPI). Initialises MPI
+// on construction (MPI_THREAD_FUNNELED) and finalises it on destruction.
+std::unique_ptr<Communicator> make_mpi_communicator();
+// True when this process was started by mpirun/srun with more than one rank.
+bool launched_under_mpi();
+#endif
+#ifdef MIGVIS_HAVE_NCCL
+// NCCL on CUDA tensors; the unique id travels over MPI_Bcast from rank 0.
+std::unique_ptr<Communicator> make_nccl_communicator(int device_index);
+#endif
 
 }  // namespace migvis::worker

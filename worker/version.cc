@@ -8,6 +8,13 @@
 
 #include "worker/comm.h"
 
+#ifdef MIGVIS_HAVE_MPI
+#include <mpi.h>
+#endif
+#ifdef MIGVIS_HAVE_NCCL
+#include <nccl.h>
+#endif
+
 #include "migvis_build_info.h"
 
 namespace migvis::worker {
@@ -21,12 +28,22 @@ std::map<std::string, std::string> library_versions() {
   v["torch"] = TORCH_VERSION;
   v["cuda"] = torch::cuda::is_available() ? "available" : "none";
 #ifdef MIGVIS_HAVE_MPI
-  v["mpi"] = "built";
+  {
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(lib, &len);
+    std::string s(lib, static_cast<size_t>(len));
+    v["mpi"] = s.substr(0, s.find(','));
+  }
 #else
   v["mpi"] = "none";
 #endif
 #ifdef MIGVIS_HAVE_NCCL
-  v["nccl"] = "built";
+  {
+    int nv = 0;
+    ncclGetVersion(&nv);
+    v["nccl"] = std::to_string(nv);
+  }
 #else
   v["nccl"] = "none";
 #endif
@@ -51,6 +68,23 @@ std::string resolve_device(int gpus) {
   return "cpu";
 }
 
-std::unique_ptr<Communicator> make_communicator() { return nullptr; }
+std::unique_ptr<Communicator> make_communicator() {
+#ifdef MIGVIS_HAVE_MPI
+  if (launched_under_mpi()) {
+#ifdef MIGVIS_HAVE_NCCL
+    if (torch::cuda::is_available()) {
+      // One GPU per rank: the local rank picks the device.
+      int local = 0;
+      for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+        if (const char* s = std::getenv(var)) { local = std::atoi(s); break; }
+      int n = static_cast<int>(torch::cuda::device_count());
+      if (auto c = make_nccl_communicator(n > 0 ? local % n : 0)) return c;
+    }
+#endif
+    return make_mpi_communicator();
+  }
+#endif
+  return nullptr;
+}
 
 }  // namespace migvis::worker

@@ -1,0 +1,155 @@
+// NCCL communicator on CUDA tensors. Rank 0 creates the NCCL unique id and
+// sends it over MPI_Bcast; every collective runs on one CUDA stream owned by
+// this object and is synchronised before returning (the training loop is
+// synchronous anyway). Built only with MIGVIS_HAVE_NCCL; runs only where a
+// GPU and a CUDA LibTorch exist (tests labelled gpu skip otherwise).
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <fmt/format.h>
+
+#include "worker/comm.h"
+
+namespace migvis::worker {
+namespace {
+
+constexpr size_t kBucketBytes = 25u << 20;
+
+ncclDataType_t nccl_type(at::ScalarType t, bool* ok) {
+  *ok = true;
+  switch (t) {
+    case at::kFloat: return ncclFloat32;
+    case at::kDouble: return ncclFloat64;
+    case at::kHalf: return ncclFloat16;
+    case at::kBFloat16: return ncclBfloat16;
+    case at::kLong: return ncclInt64;
+    case at::kInt: return ncclInt32;
+    case at::kByte: return ncclUint8;
+    default: *ok = false; return ncclFloat32;
+  }
+}
+
+Status nccl_status(ncclResult_t rc, const char* what) {
+  if (rc == ncclSuccess) return Status::Ok();
+  return Status::Unavailable(fmt::format("{} failed: {}", what, ncclGetErrorString(rc)));
+}
+
+Status cuda_status(cudaError_t rc, const char* what) {
+  if (rc == cudaSuccess) return Status::Ok();
+  return Status::Unavailable(fmt::format("{} failed: {}", what, cudaGetErrorString(rc)));
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  explicit NcclCommunicator(int device) : device_(device) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+      int provided = 0;
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      owns_mpi_ = true;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    ncclUniqueId id;
+    if (rank_ == 0) ncclGetUniqueId(&id);
+    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    cudaSetDevice(device_);
+    cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    init_ = nccl_status(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+  }
+  ~NcclCommunicator() override {
+    if (comm_) ncclCommDestroy(comm_);
+    if (stream_) cudaStreamDestroy(stream_);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owns_mpi_ && !finalized) MPI_Finalize();
+  }
+  const Status& init_status() const { return init_; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "nccl"; }
+
+  Status all_reduce_mean(std::vector<at::Tensor>& tensors) override {
+    if (size_ == 1) return Status::Ok();
+    auto buckets = make_buckets(tensors, kBucketBytes);
+    for (auto& b : buckets) {
+      bool ok = false;
+      ncclDataType_t dt = nccl_type(b.flat.scalar_type(), &ok);
+      if (!ok || !b.flat.is_cuda()) return Status::InvalidArgument("NCCL all_reduce_mean needs CUDA float tensors");
+      MIGVIS_RETURN_IF_ERROR(nccl_status(
+          ncclAllReduce(b.flat.data_ptr(), b.flat.data_ptr(), b.flat.numel(), dt, ncclSum, comm_, stream_),
+          "ncclAllReduce"));
+      MIGVIS_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+      b.flat.div_(size_);
+      unpack_bucket(b, tensors);
+    }
+    return Status::Ok();
+  }
+
+  Status broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    if (size_ == 1) return Status::Ok();
+    auto buckets = make_buckets(tensors, kBucketBytes);
+    for (auto& b : buckets) {
+      bool ok = false;
+      ncclDataType_t dt = nccl_type(b.flat.scalar_type(), &ok);
+      if (!ok || !b.flat.is_cuda()) return Status::InvalidArgument("NCCL broadcast needs CUDA tensors");
+      MIGVIS_RETURN_IF_ERROR(nccl_status(
+          ncclBroadcast(b.flat.data_ptr(), b.flat.data_ptr(), b.flat.numel(), dt, root, comm_, stream_),
+          "ncclBroadcast"));
+      MIGVIS_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+      unpack_bucket(b, tensors);
+    }
+    return Status::Ok();
+  }
+
+  Status barrier() override {
+    return MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS ? Status::Ok() : Status::Unavailable("MPI_Barrier failed");
+  }
+
+  Result<at::Tensor> gather_rows(const at::Tensor& local, int root) override {
+    // Results are small (images of a grid): gather through host memory over MPI.
+    at::Tensor host = local.to(at::kCPU).contiguous();
+    if (host.scalar_type() != at::kFloat) return Status::InvalidArgument("NCCL gather_rows supports float32");
+    int count = static_cast<int>(host.numel());
+    std::vector<int> counts(size_), displs(size_);
+    MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD);
+    int64_t row = 1;
+    for (int64_t d = 1; d < host.dim(); ++d) row *= host.size(d);
+    at::Tensor out;
+    if (rank_ == root) {
+      int total = 0;
+      for (int r = 0; r < size_; ++r) {
+        displs[r] = total;
+        total += counts[r];
+      }
+      std::vector<int64_t> shape(host.sizes().begin(), host.sizes().end());
+      if (shape.empty()) shape = {1};
+      shape[0] = row > 0 ? total / row : 0;
+      out = at::empty(shape, host.options());
+    }
+    MPI_Gatherv(host.data_ptr(), count, MPI_FLOAT, rank_ == root ? out.data_ptr() : nullptr, counts.data(),
+                displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD);
+    return out;
+  }
+
+ private:
+  int device_ = 0;
+  int rank_ = 0;
+  int size_ = 1;
+  bool owns_mpi_ = false;
+  cudaStream_t stream_ = nullptr;
+  ncclComm_t comm_ = nullptr;
+  Status init_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(int device_index) {
+  auto c = std::make_unique<NcclCommunicator>(device_index);
+  if (!c->init_status().ok()) return nullptr;
+  return c;
+}
+
+}  // namespace migvis::worker
