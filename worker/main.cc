@@ -26,27 +26,10 @@ std::string hostname() {
   return buf;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Runs one job directory with the given communicator; returns the exit code.
+int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Communicator* comm) {
   using namespace migvis;
-  CLI::App app{"migvis-worker: runs one MIG-Vis job from its job directory"};
-  std::string job_dir;
-  int threads = 0;
-  std::string log_level;
-  app.add_option("--job", job_dir, "job directory holding job.yaml")->required()->check(CLI::ExistingDirectory);
-  app.add_option("--threads", threads, "LibTorch intra-op threads (default: job.yaml resources.threads, "
-                                        "else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else all cores)");
-  app.add_option("--log-level", log_level, "debug, info, warn or error");
-  app.set_version_flag("--version", worker::version_string());
-  CLI11_PARSE(app, argc, argv);
-  init_logging(log_level);
-
-  std::signal(SIGUSR1, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-
   const auto t0 = std::chrono::steady_clock::now();
-  fs::path dir = fs::absolute(job_dir);
   schema::JobResult result;
   result.started_at = schema::utc_now_iso8601();
   result.host = hostname();
@@ -63,12 +46,10 @@ int main(int argc, char** argv) {
   worker::StageContext ctx;
   ctx.spec = *spec;
   ctx.dir = dir;
-  ctx.threads = worker::resolve_threads(threads, spec->resources.threads);
+  ctx.threads = worker::resolve_threads(threads_flag, spec->resources.threads);
   at::set_num_threads(ctx.threads);
   ctx.device = worker::resolve_device(spec->resources.gpus);
-  worker::SingleProcessCommunicator single;
-  std::unique_ptr<worker::Communicator> comm = worker::make_communicator();
-  ctx.comm = comm ? comm.get() : &single;
+  ctx.comm = comm;
   ctx.result = &result;
   ctx.stop_requested = &g_stop_requested;
   result.layout = {{"threads", std::to_string(ctx.threads)},
@@ -114,4 +95,50 @@ int main(int argc, char** argv) {
   if (!st.ok()) MIGVIS_LOG_ERROR("job {} failed: {}", spec->job_id, st.to_string());
   else MIGVIS_LOG_INFO("job {} done in {:.1f} s", spec->job_id, result.wall_s);
   return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace migvis;
+  CLI::App app{"migvis-worker: runs MIG-Vis jobs from their job directories.\n"
+               "One --job: that job, data-parallel over all ranks when started by mpirun/srun.\n"
+               "Several --job under mpirun/srun: the jobs fan out over ranks (rank r runs jobs r, r+size, ...),\n"
+               "each on one rank."};
+  std::vector<std::string> job_dirs;
+  int threads = 0;
+  std::string log_level;
+  app.add_option("--job", job_dirs, "job directory holding job.yaml (repeatable)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--threads", threads, "LibTorch intra-op threads (default: job.yaml resources.threads, "
+                                        "else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else all cores)");
+  app.add_option("--log-level", log_level, "debug, info, warn or error");
+  app.set_version_flag("--version", worker::version_string());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  init_logging(log_level);
+
+  std::signal(SIGUSR1, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+
+  worker::SingleProcessCommunicator single;
+  if (job_dirs.size() == 1) {
+    std::unique_ptr<worker::Communicator> comm = worker::make_communicator();
+    return run_job(fs::absolute(job_dirs[0]), threads, comm ? comm.get() : &single);
+  }
+  // Fan-out: each rank runs its share of the jobs alone; no collectives needed,
+  // so the rank comes from the launcher's environment.
+  worker::RankInfo ri = worker::rank_from_environment();
+  int worst = 0;
+  for (size_t i = static_cast<size_t>(ri.rank); i < job_dirs.size(); i += static_cast<size_t>(ri.size)) {
+    if (g_stop_requested) return kExitTempFail;
+    int code = run_job(fs::absolute(job_dirs[i]), threads, &single);
+    if (code != 0 && worst == 0) worst = code;
+  }
+  return worst;
 }

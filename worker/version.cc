@@ -88,3 +88,18 @@ std::unique_ptr<Communicator> make_communicator() {
 }
 
 }  // namespace migvis::worker
+
+namespace migvis::worker {
+
+RankInfo rank_from_environment() {
+  const std::pair<const char*, const char*> vars[] = {
+      {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}, {"PMIX_RANK", "PMIX_SIZE"}, {"SLURM_PROCID", "SLURM_NTASKS"}};
+  for (auto& [r, s] : vars) {
+    const char* rv = std::getenv(r);
+    const char* sv = std::getenv(s);
+    if (rv && sv && std::atoi(sv) > 0) return {std::atoi(rv), std::atoi(sv)};
+  }
+  return {};
+}
+
+}  // namespace migvis::worker

@@ -21,4 +21,12 @@ std::string resolve_device(int gpus);
 // when the device is CUDA and NCCL was built in; nullptr for a single process.
 std::unique_ptr<Communicator> make_communicator();
 
+// This process's rank and world size from the launcher's environment
+// (Open MPI, PMIx, SLURM); {0, 1} when not launched by one.
+struct RankInfo {
+  int rank = 0;
+  int size = 1;
+};
+RankInfo rank_from_environment();
+
 }  // namespace migvis::worker
