@@ -1,0 +1,120 @@
+// Against a real single-node SLURM (label slurm): the suite starts a private
+// cluster with scripts/slurm_local.sh (munged, MariaDB + slurmdbd, slurmctld,
+// slurmd) and stops every daemon it started. Skips only if it cannot start.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "orchestrator/slurm/submit.h"
+#include "schemas/job_spec.h"
+#include "tests/test_util.h"
+
+namespace migvis::slurm {
+namespace {
+
+class SlurmClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new migvis::testing::TempDir();
+    std::string env = "SLURM_DIR=" + shell_quote(dir_->path().string()) + " ACCT=dbd ";
+    auto r = migvis::testing::run_command(env + shell_quote(std::string(MIGVIS_SOURCE_DIR) + "/scripts/slurm_local.sh") +
+                                          " start");
+    up_ = r.exit_code == 0;
+    start_log_ = r.output;
+    setenv("SLURM_CONF", (dir_->path() / "slurm.conf").c_str(), 1);
+  }
+  static void TearDownTestSuite() {
+    std::string env = "SLURM_DIR=" + shell_quote(dir_->path().string()) + " ";
+    migvis::testing::run_command(env + shell_quote(std::string(MIGVIS_SOURCE_DIR) + "/scripts/slurm_local.sh") + " stop");
+    delete dir_;
+  }
+  void SetUp() override {
+    if (!up_) GTEST_SKIP() << "the local SLURM cluster could not start:\n" << start_log_;
+  }
+
+  // Waits until none of `ids` is in squeue (or the timeout passes).
+  static bool wait_gone(CommandRunner* r, const std::vector<std::string>& ids, double timeout_s) {
+    auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+      auto q = query_queue(r, ids);
+      if (q.ok() && q->empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return false;
+  }
+
+  static migvis::testing::TempDir* dir_;
+  static bool up_;
+  static std::string start_log_;
+};
+migvis::testing::TempDir* SlurmClusterTest::dir_ = nullptr;
+bool SlurmClusterTest::up_ = false;
+std::string SlurmClusterTest::start_log_;
+
+fs::path make_job(const fs::path& dir, const std::string& id, const std::string& stage) {
+  schema::JobSpec s;
+  s.job_id = id;
+  s.stage = stage;
+  s.key = {{"dataset", "synth"}};
+  s.params["preset"] = "tiny";
+  s.params["seed"] = 3;
+  EXPECT_TRUE(schema::write_job_spec(s, dir).ok());
+  return dir;
+}
+
+// data (2 tasks, succeed) -> bad (1 task, fails with exit 65) -> after (cancelled,
+// never runs): arrays, afterok chaining, --kill-on-invalid-dep, sacct through slurmdbd.
+TEST_F(SlurmClusterTest, ArraysChainAndFailedParentCancelsDependents) {
+  fs::path root = dir_->path() / "runs";
+  std::vector<Level> levels(3);
+  levels[0].spec.stage = "data";
+  levels[0].spec.job_dirs = {make_job(root / "d0", "00000000000000d0", "data"),
+                             make_job(root / "d1", "00000000000000d1", "data")};
+  levels[0].spec.command = {migvis::testing::migvis_bin(), "data", "run-job"};
+  levels[1].spec.stage = "bad";
+  levels[1].spec.job_dirs = {make_job(root / "b0", "00000000000000b0", "no-such-stage")};
+  levels[1].spec.command = {migvis::testing::migvis_bin(), "data", "run-job"};
+  levels[1].parents = {0};
+  levels[2].spec.stage = "after";
+  levels[2].spec.job_dirs = {make_job(root / "a0", "00000000000000a0", "data")};
+  levels[2].spec.command = {migvis::testing::migvis_bin(), "data", "run-job"};
+  levels[2].parents = {1};
+  for (auto& l : levels) {
+    l.spec.sweep = "t";
+    l.spec.name = "migvis-t-" + l.spec.stage;
+    l.spec.log_dir = root / "logs";
+    l.spec.mem_gb = 0.5;
+    l.spec.time_min = 5;
+  }
+  SubmitOptions o;
+  o.script_dir = root / "scripts";
+  SystemCommandRunner runner;
+  auto sub = submit_levels(levels, o, &runner);
+  ASSERT_TRUE(sub.ok()) << sub.status().to_string();
+  std::vector<std::string> ids;
+  for (auto& l : *sub) ids.insert(ids.end(), l.array_ids.begin(), l.array_ids.end());
+  ASSERT_TRUE(wait_gone(&runner, ids, 120)) << "jobs still queued after 120 s";
+  EXPECT_TRUE(schema::read_job_result(root / "d0").ok());
+  EXPECT_TRUE(fs::exists(root / "d1/dataset.h5"));
+  EXPECT_FALSE(fs::exists(root / "a0/result.yaml")) << "a dependent of a failed job ran";
+
+  // slurmdbd records lag the queue by a few seconds: poll.
+  std::map<std::string, Outcome> outcome;
+  for (int i = 0; i < 60 && outcome.size() < 4; ++i) {
+    auto acct = query_accounting(&runner, ids, "now-1hours", 3,
+                                 [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); });
+    ASSERT_TRUE(acct.ok()) << acct.status().to_string();
+    outcome.clear();
+    for (auto& rec : *acct)
+      if (is_terminal(rec.state)) outcome[rec.job_id] = classify(rec);
+    if (outcome.size() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const std::string d = (*sub)[0].array_ids[0], b = (*sub)[1].array_ids[0], a = (*sub)[2].array_ids[0];
+  EXPECT_EQ(outcome[d + "_0"], Outcome::kDone);
+  EXPECT_EQ(outcome[d + "_1"], Outcome::kDone);
+  EXPECT_EQ(outcome[b + "_0"], Outcome::kAppError);
+  EXPECT_EQ(outcome[a + "_0"], Outcome::kCancelled);
+}
+
+}  // namespace
+}  // namespace migvis::slurm
