@@ -4,6 +4,7 @@
 #include "migvis_build_info.h"
 #include "orchestrator/cli.h"
 #include "orchestrator/data/data_job.h"
+#include "orchestrator/data/import.h"
 #include "orchestrator/data/synth.h"
 #include "results/dataset_io.h"
 
@@ -53,6 +54,16 @@ Status synth(const data::SynthOptions& o, const std::string& out) {
   return Status::Ok();
 }
 
+Status import_file(const data::ImportOptions& o, const std::string& out) {
+  MIGVIS_ASSIGN_OR_RETURN(data::Dataset d, data::import_dataset(o));
+  MIGVIS_RETURN_IF_ERROR(data::write_dataset(d, out));
+  size_t neurons = 0;
+  for (auto& s : d.sessions) neurons += s.num_neurons();
+  fmt::print("wrote {}: {} images, {} factors, {} animals, {} sessions, {} neurons ({})\n", out, d.num_images(),
+             d.factors.size(), d.animals().size(), d.sessions.size(), neurons, d.source);
+  return Status::Ok();
+}
+
 Status run_job(const std::string& dir) {
   std::map<std::string, std::string> versions = {{"migvis", MIGVIS_VERSION}, {"git", MIGVIS_GIT_COMMIT},
                                                  {"torch", "none"}, {"mpi", "none"}, {"cuda", "none"},
@@ -90,6 +101,35 @@ void register_data_commands(CLI::App& app, CommandStatus* out) {
   syn->add_option("--max-neurons", so->max_neurons, "override: most neurons in a session");
   syn->add_option("--repeats", so->repeats, "override: presentations of each image per session");
   syn->callback([out, so, syn_out] { out->set(synth(*so, *syn_out)); });
+
+  auto* imp = data->add_subcommand("import", "Convert a Brain-Score assembly, an NWB file or a migvis file into a "
+                                               "migvis dataset (mappings: schemas/import.md)");
+  auto io = std::make_shared<data::ImportOptions>();
+  auto imp_in = std::make_shared<std::string>();
+  auto imp_out = std::make_shared<std::string>();
+  imp->add_option("--format", io->format, "brainscore | nwb | hdf5")->required()
+      ->check(CLI::IsMember({"brainscore", "nwb", "hdf5"}));
+  imp->add_option("input", *imp_in, "input file (netCDF-4 assembly, NWB or migvis HDF5)")->required();
+  imp->add_option("--out", *imp_out, "output dataset HDF5 file (written atomically; untouched on error)")->required();
+  imp->add_option("--stimuli", io->stimuli_csv, "brainscore: stimulus set CSV (stimulus_id|image_id, filename, ...)");
+  imp->add_option("--images", io->images_dir, "brainscore: directory of the image files (default: the CSV's)");
+  imp->add_option("--variable", io->variable, "brainscore: data variable name (default: the only one)");
+  imp->add_option("--region", io->region, "brainscore: keep neuroids of this region ('' = all); nwb: region label")
+      ->capture_default_str();
+  imp->add_option("--time-bin", io->time_bin, "brainscore: use this time bin index (default: average all)");
+  imp->add_option("--image-size", io->image_size_px, "brainscore: resample images to N x N");
+  imp->add_option("--t-start-ms", io->t_start_ms, "nwb: counting window start after each presentation")
+      ->capture_default_str();
+  imp->add_option("--t-stop-ms", io->t_stop_ms, "nwb: counting window end")->capture_default_str();
+  imp->add_option("--intervals", io->intervals, "nwb: /intervals/<name> table of presentations");
+  imp->add_option("--stimulus", io->stimulus, "nwb: /stimulus/presentation|templates/<name> images");
+  imp->add_option("--stimulus-column", io->stimulus_column, "nwb: intervals column giving the image index or id");
+  imp->add_option("--animal", io->animal, "animal name (overrides the file's; brainscore: keep only this animal)");
+  imp->add_option("--session", io->session, "session name (overrides the file's)");
+  imp->callback([out, io, imp_in, imp_out] {
+    io->input = *imp_in;
+    out->set(import_file(*io, *imp_out));
+  });
 
   auto* rj = data->add_subcommand("run-job", "Run one `data` stage job directory (schemas/job.md): writes dataset.h5, "
                                              "stimuli.png and result.yaml");
