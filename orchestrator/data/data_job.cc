@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "orchestrator/data/import.h"
 #include "orchestrator/data/synth.h"
 #include "results/dataset_io.h"
 #include "results/png.h"
@@ -39,15 +40,58 @@ Result<SynthOptions> synth_options_from(const schema::Params& p, uint64_t job_se
   return o;
 }
 
+const std::vector<std::string> kImportKeys = {"format",    "path",      "stimuli",    "images",     "variable",
+                                              "region",    "time_bin",  "image_size", "t_start_ms", "t_stop_ms",
+                                              "intervals", "stimulus",  "stimulus_column", "animal", "session"};
+
+Result<Dataset> import_from(const schema::JobSpec& spec, const schema::Params& p, const fs::path& dir) {
+  const std::string where = (dir / schema::kJobFile).string();
+  for (auto& k : spec.params)
+    if (k.first.as<std::string>() != "import")
+      return Status::InvalidArgument(fmt::format("{}: params.{}: not allowed together with params.import", where,
+                                                 k.first.as<std::string>()));
+  const YAML::Node imp = spec.params["import"];
+  if (!imp.IsMap()) return Status::InvalidArgument(where + ": params.import: expected a mapping {format, path, ...}");
+  for (auto it : imp) {
+    const std::string key = it.first.as<std::string>();
+    if (std::find(kImportKeys.begin(), kImportKeys.end(), key) == kImportKeys.end())
+      return Status::InvalidArgument(fmt::format("{}: params.import.{}: unknown key (expected one of: {})", where, key,
+                                                 fmt::join(kImportKeys, ", ")));
+  }
+  auto path_of = [&](const std::string& s) { return s.empty() ? fs::path() : (fs::path(s).is_absolute() ? fs::path(s) : dir / s); };
+  ImportOptions o;
+  MIGVIS_ASSIGN_OR_RETURN(o.format, p.get_string("import.format", ""));
+  MIGVIS_ASSIGN_OR_RETURN(std::string in, p.get_string("import.path", ""));
+  if (o.format.empty() || in.empty())
+    return Status::InvalidArgument(where + ": params.import: needs format (brainscore|nwb|hdf5) and path");
+  o.input = path_of(in);
+  if (!fs::exists(o.input)) return Status::NotFound(fmt::format("{}: params.import.path: {}: no such file", where, o.input.string()));
+  MIGVIS_ASSIGN_OR_RETURN(std::string stim, p.get_string("import.stimuli", ""));
+  MIGVIS_ASSIGN_OR_RETURN(std::string imgs, p.get_string("import.images", ""));
+  o.stimuli_csv = path_of(stim);
+  o.images_dir = path_of(imgs);
+  MIGVIS_ASSIGN_OR_RETURN(o.variable, p.get_string("import.variable", ""));
+  MIGVIS_ASSIGN_OR_RETURN(o.region, p.get_string("import.region", o.region));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t tb, p.get_int("import.time_bin", -1));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t sz, p.get_int("import.image_size", 0));
+  o.time_bin = static_cast<int>(tb);
+  o.image_size_px = static_cast<int>(sz);
+  MIGVIS_ASSIGN_OR_RETURN(o.t_start_ms, p.get_double("import.t_start_ms", o.t_start_ms));
+  MIGVIS_ASSIGN_OR_RETURN(o.t_stop_ms, p.get_double("import.t_stop_ms", o.t_stop_ms));
+  MIGVIS_ASSIGN_OR_RETURN(o.intervals, p.get_string("import.intervals", ""));
+  MIGVIS_ASSIGN_OR_RETURN(o.stimulus, p.get_string("import.stimulus", ""));
+  MIGVIS_ASSIGN_OR_RETURN(o.stimulus_column, p.get_string("import.stimulus_column", ""));
+  MIGVIS_ASSIGN_OR_RETURN(o.animal, p.get_string("import.animal", ""));
+  MIGVIS_ASSIGN_OR_RETURN(o.session, p.get_string("import.session", ""));
+  return import_dataset(o);
+}
+
 Result<Dataset> make_dataset(const schema::JobSpec& spec, const fs::path& dir) {
   schema::Params p(spec.params, (dir / schema::kJobFile).string());
   std::vector<std::string> known = kSynthKeys;
   known.push_back("import");
   MIGVIS_RETURN_IF_ERROR(p.check_known(known));
-  if (p.has("import")) {
-    return Status::InvalidArgument((dir / schema::kJobFile).string() +
-                                   ": params.import: importing is not available in this build yet");
-  }
+  if (p.has("import")) return import_from(spec, p, dir);
   MIGVIS_ASSIGN_OR_RETURN(SynthOptions o, synth_options_from(p, spec.seed));
   return synthesize(o);
 }

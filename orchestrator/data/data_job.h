@@ -8,8 +8,10 @@
 //   image_size, categories, objects_per_category, poses_per_object, animals,
 //   sessions_per_animal, min_neurons, max_neurons, repeats   (synth overrides)
 //   import: {format: brainscore|nwb|hdf5, path: FILE, stimuli: CSV, images: DIR,
-//            region: IT, time_bin: -1, t_start_ms: 70, t_stop_ms: 170,
-//            intervals: NAME, stimulus: NAME, animal: NAME, session: NAME}
+//            variable: NAME, region: IT, time_bin: -1, image_size: 0,
+//            t_start_ms: 70, t_stop_ms: 170, intervals: NAME, stimulus: NAME,
+//            stimulus_column: NAME, animal: NAME, session: NAME}
+//            (see data/import.h and schemas/import.md)
 //            (relative paths are relative to the job directory)
 // `import` excludes the synth keys.
 #pragma once

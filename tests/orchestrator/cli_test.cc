@@ -53,6 +53,35 @@ TEST(CliTest, SynthWritesAValidDatasetAndIsDeterministic) {
   EXPECT_NE(r.output.find("truth"), std::string::npos) << r.output;
 }
 
+TEST(CliTest, InspectReportsSessionsTruthAndLayoutErrors) {
+  migvis::testing::TempDir tmp;
+  const std::string bin = migvis::testing::migvis_bin();
+  const std::string file = (tmp / "d.h5").string();
+  ASSERT_EQ(run_command(bin + " data synth --preset tiny --sessions 2 --min-neurons 70 --max-neurons 71 --out " + file)
+                .exit_code, 0);
+  auto d = data::read_dataset(file);
+  ASSERT_TRUE(d.ok());
+  auto r = run_command(bin + " data inspect " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (auto& s : d->sessions)
+    EXPECT_NE(r.output.find(s.name + "  "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group 1 pose"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("by strongest group"), std::string::npos) << r.output;
+  // Break the layout: an image index past the end.
+  {
+    auto f = h5::File::open(file, h5::Mode::kReadWrite);
+    ASSERT_TRUE(f.ok());
+    std::vector<int32_t> idx = d->sessions[0].image_index;
+    idx[5] = 64;
+    ASSERT_TRUE(f->write_vector("/animals/a1/sessions/s1/image_index", idx).ok());
+    ASSERT_TRUE(f->close().ok());
+  }
+  r = run_command(bin + " data inspect " + file);
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  EXPECT_NE(r.output.find("/animals/a1/sessions/s1/image_index: expected indices in [0, 64), found 64 at row 5"),
+            std::string::npos) << r.output;
+}
+
 TEST(CliTest, SynthBadArgumentsExit64Or65) {
   migvis::testing::TempDir tmp;
   const std::string bin = migvis::testing::migvis_bin();
