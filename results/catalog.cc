@@ -687,7 +687,14 @@ Result<std::optional<JobRow>> Catalog::last_done_like(const std::string& stage, 
 Result<QueryResult> Catalog::query(const std::string& sql, const std::vector<Value>& params) const {
   size_t tail = 0;
   auto prepared = Stmt::prepare(db_, sql, &tail);
-  if (!prepared.ok()) return prepared.status().with_context("SQL `" + sql + "`");
+  if (!prepared.ok()) {
+    // The authorizer's refusal can surface as SQLITE_AUTH or SQLITE_SCHEMA.
+    if (mode_ == Mode::kReadOnly && prepared.status().code() == StatusCode::kInternal)
+      return Status::InvalidArgument(fmt::format("SQL `{}` refused: the catalog is opened read-only, only SELECT is "
+                                                 "allowed ({})",
+                                                 sql, prepared.status().message()));
+    return prepared.status().with_context("SQL `" + sql + "`");
+  }
   Stmt st = std::move(prepared).value();
   if (!st.get()) return Status::InvalidArgument("empty SQL statement (only whitespace or comments)");
   if (tail < sql.size()) {
