@@ -22,4 +22,9 @@ std::string version_string();
 // migvis data synth | import | inspect | run-job
 void register_data_commands(CLI::App& app, CommandStatus* out);
 
+// migvis results query | runs | ingest | tables, and migvis report
+// (orchestrator/cli_results.cc). Catalog at --db, default <--root>/migvis.db,
+// --root default "runs".
+void register_results_commands(CLI::App& app, CommandStatus* out);
+
 }  // namespace migvis::orch
