@@ -10,6 +10,7 @@
 #include "results/catalog.h"
 #include "results/filters.h"
 #include "results/render.h"
+#include "results/report.h"
 #include "results/tables.h"
 
 namespace migvis::orch {
@@ -128,6 +129,18 @@ Status run_tables(const TablesArgs& a) {
   return Status::Ok();
 }
 
+struct ReportArgs {
+  DbOptions db;
+  std::string out_dir;
+};
+
+Status run_report(const ReportArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
+  MIGVIS_RETURN_IF_ERROR(catalog::write_report(*cat, a.db.root, a.out_dir));
+  fmt::print("wrote {}\n", (fs::path(a.out_dir) / "index.html").string());
+  return Status::Ok();
+}
+
 }  // namespace
 
 void register_results_commands(CLI::App& app, CommandStatus* out) {
@@ -171,6 +184,13 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   tb->add_option("--format", ta->format, "md, latex or csv")->capture_default_str();
   tb->add_option("--out", ta->out_dir, "write table<N>_<name>.<ext> files here instead of printing");
   tb->callback([out, ta] { out->set(run_tables(*ta)); });
+
+  auto pa = std::make_shared<ReportArgs>();
+  auto* rep = app.add_subcommand(
+      "report", "Write a static HTML report (tables, training curves, synthesis grids per animal) to --out/index.html");
+  add_db_options(rep, &pa->db);
+  rep->add_option("--out", pa->out_dir, "output directory (index.html + img/)")->required();
+  rep->callback([out, pa] { out->set(run_report(*pa)); });
 }
 
 }  // namespace migvis::orch
