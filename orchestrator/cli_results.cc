@@ -10,6 +10,8 @@
 #include "results/catalog.h"
 #include "results/filters.h"
 #include "results/render.h"
+#include "results/report.h"
+#include "results/tables.h"
 
 namespace migvis::orch {
 namespace {
@@ -100,6 +102,45 @@ Status run_ingest(const IngestArgs& a) {
   return Status::Ok();
 }
 
+struct TablesArgs {
+  DbOptions db;
+  std::string format = "md";
+  std::string out_dir;
+};
+
+// Builds everything first, then writes: a failure leaves --out untouched.
+Status run_tables(const TablesArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(catalog::TableFormat f, catalog::parse_table_format(a.format));
+  MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
+  MIGVIS_ASSIGN_OR_RETURN(std::vector<catalog::PaperTable> tables, catalog::build_paper_tables(*cat));
+  if (a.out_dir.empty()) {
+    for (auto& t : tables) fmt::print("{}", catalog::render_table(t, f));
+    return Status::Ok();
+  }
+  size_t missing = 0;
+  for (auto& t : tables) {
+    fs::path p = fs::path(a.out_dir) / (t.id + "." + catalog::table_file_extension(f));
+    MIGVIS_RETURN_IF_ERROR(write_file_atomic(p, catalog::render_table(t, f)));
+    fmt::print("wrote {} ({} rows, {} missing)\n", p.string(), t.rows.size(), t.missing.size());
+    for (auto& m : t.missing) fmt::print("  missing: {}\n", m);
+    missing += t.missing.size();
+  }
+  fmt::print("{} tables, {} missing cells or rows\n", tables.size(), missing);
+  return Status::Ok();
+}
+
+struct ReportArgs {
+  DbOptions db;
+  std::string out_dir;
+};
+
+Status run_report(const ReportArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
+  MIGVIS_RETURN_IF_ERROR(catalog::write_report(*cat, a.db.root, a.out_dir));
+  fmt::print("wrote {}\n", (fs::path(a.out_dir) / "index.html").string());
+  return Status::Ok();
+}
+
 }  // namespace
 
 void register_results_commands(CLI::App& app, CommandStatus* out) {
@@ -134,6 +175,22 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   add_db_options(in, &ia->db);
   in->add_option("dirs", ia->dirs, "job directories (default: every <root>/jobs/<stage>/<id> with result.yaml)");
   in->callback([out, ia] { out->set(run_ingest(*ia)); });
+
+  auto ta = std::make_shared<TablesArgs>();
+  auto* tb = results->add_subcommand(
+      "tables", "Regenerate the paper's 4 tables (both animals side by side, mean ± std over seeds) from the catalog,\n"
+                "listing missing cells (shared/MIGVIS_METHOD.md 'Tables to regenerate')");
+  add_db_options(tb, &ta->db);
+  tb->add_option("--format", ta->format, "md, latex or csv")->capture_default_str();
+  tb->add_option("--out", ta->out_dir, "write table<N>_<name>.<ext> files here instead of printing");
+  tb->callback([out, ta] { out->set(run_tables(*ta)); });
+
+  auto pa = std::make_shared<ReportArgs>();
+  auto* rep = app.add_subcommand(
+      "report", "Write a static HTML report (tables, training curves, synthesis grids per animal) to --out/index.html");
+  add_db_options(rep, &pa->db);
+  rep->add_option("--out", pa->out_dir, "output directory (index.html + img/)")->required();
+  rep->callback([out, pa] { out->set(run_report(*pa)); });
 }
 
 }  // namespace migvis::orch

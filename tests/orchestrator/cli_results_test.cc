@@ -112,6 +112,25 @@ TEST_F(CliResultsTest, RunsWithFiltersAndInjection) {
   EXPECT_EQ(snapshot(), before);
 }
 
+TEST_F(CliResultsTest, TablesToFilesAndBadInputWritesNothing) {
+  fs::path out = tmp_ / "tables";
+  auto r = migvis("results tables --db " + db().string() + " --format latex --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"table1_reconstruction.tex", "table2_selectivity.tex", "table3_guidance.tex",
+                        "table4_ablation.tex"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_NE(r.output.find("missing: a2 / tcvae: no done jobs"), std::string::npos) << r.output;
+  r = migvis("results tables --root " + tmp_.path().string() + " --format md");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("### Table 4: Ablations"), std::string::npos);
+  fs::path out2 = tmp_ / "tables2";
+  r = migvis("results tables --db " + (tmp_ / "nope.db").string() + " --out " + out2.string());
+  EXPECT_EQ(r.exit_code, 66) << r.output;
+  r = migvis("results tables --db " + db().string() + " --format docx --out " + out2.string());
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  EXPECT_FALSE(fs::exists(out2));
+}
+
 TEST(CliResultsIngestTest, IngestsAJobTree) {
   TempDir tmp;
   fs::path dir = tmp / "jobs/vae/00000000000000aa";

@@ -1,0 +1,101 @@
+#include "results/tables.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "tests/results/demo_catalog.h"
+#include "tests/test_util.h"
+
+namespace migvis::catalog {
+namespace {
+
+using migvis::testing::TempDir;
+
+void expect_golden(const std::string& text, const std::string& name) {
+  fs::path golden = fs::path(MIGVIS_SOURCE_DIR) / "tests/results/golden" / name;
+  if (std::getenv("MIGVIS_UPDATE_GOLDEN")) {
+    ASSERT_TRUE(write_file_atomic(golden, text).ok());
+  }
+  auto want = read_file(golden);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  EXPECT_EQ(text, *want) << "regenerate with MIGVIS_UPDATE_GOLDEN=1 after checking the diff";
+}
+
+class TablesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Catalog::open(tmp_ / "migvis.db", Catalog::Mode::kReadWrite);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(migvis::testing::fill_demo_catalog(**c, tmp_.path()).ok());
+    auto t = build_paper_tables(**c);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    tables_ = std::move(t).value();
+  }
+  TempDir tmp_;
+  std::vector<PaperTable> tables_;
+};
+
+TEST_F(TablesTest, CellsAreMeanAndStdOverSeeds) {
+  ASSERT_EQ(tables_.size(), 4u);
+  const PaperTable& t1 = tables_[0];
+  EXPECT_EQ(t1.animals, (std::vector<std::string>{"a1", "a2"}));
+  EXPECT_EQ(t1.rows, (std::vector<std::string>{"vae", "beta_vae", "tcvae", "migvis", "migvis_unsup"}));
+  // vae, a1, test_r2 = 0.1 + 0 + 0.01*seed over seeds 1..3 (the failed seed-9 job is ignored).
+  const Cell& c = t1.cells[0][0][0];
+  EXPECT_EQ(c.n, 3);
+  EXPECT_NEAR(c.mean, 0.12, 1e-12);
+  EXPECT_NEAR(c.std, 0.01, 1e-12);
+  // migvis on a2: the 3-seed default configuration wins over the 2-seed ablation one.
+  EXPECT_EQ(t1.cells[3][1][0].n, 3);
+  EXPECT_NEAR(t1.cells[3][1][0].mean, 0.1 + 0.15 + 0.02 + 0.02, 1e-12);
+  // a2 has no tcvae: missing and listed.
+  EXPECT_EQ(t1.cells[2][1][0].n, 0);
+  EXPECT_NE(std::find(t1.missing.begin(), t1.missing.end(), "a2 / tcvae: no done jobs"), t1.missing.end());
+  // Table 2: group g is selective for factor g-1; marked.
+  const PaperTable& t2 = tables_[1];
+  ASSERT_EQ(t2.rows.size(), 4u);
+  for (int g = 0; g < 4; ++g) EXPECT_EQ(t2.marked[g][0], g) << "group " << g + 1;
+  // Table 3: gammas 1, 10, 100 in numeric order.
+  EXPECT_EQ(tables_[2].rows, (std::vector<std::string>{"γ = 1", "γ = 10", "γ = 100"}));
+  // Table 4: only w_tc varies among migvis jobs.
+  EXPECT_EQ(tables_[3].rows, (std::vector<std::string>{"w_tc = 0", "w_tc = 1e-06", "w_tc = 0.001"}));
+  EXPECT_EQ(tables_[3].cells[2][1][0].n, 0);  // a2 has no w_tc = 1e-3
+}
+
+TEST_F(TablesTest, MarkdownGolden) {
+  std::string all;
+  for (auto& t : tables_) all += render_table(t, TableFormat::kMarkdown);
+  expect_golden(all, "tables.md");
+}
+
+TEST_F(TablesTest, LatexGolden) {
+  std::string all;
+  for (auto& t : tables_) all += render_table(t, TableFormat::kLatex);
+  expect_golden(all, "tables.tex");
+}
+
+TEST_F(TablesTest, CsvIsLongForm) {
+  std::string csv = render_table(tables_[0], TableFormat::kCsv);
+  EXPECT_EQ(csv.rfind("table,row,animal,column,mean,std,n\n", 0), 0u);
+  EXPECT_NE(csv.find("table1_reconstruction,vae,a1,R²,0.12"), std::string::npos) << csv.substr(0, 300);
+  // rows x animals x columns lines + header
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 5 * 2 * 9);
+}
+
+TEST(TablesEmptyTest, EmptyCatalogSaysWhatIsMissing) {
+  TempDir tmp;
+  auto c = Catalog::open(tmp / "migvis.db", Catalog::Mode::kReadWrite);
+  ASSERT_TRUE(c.ok());
+  auto t = build_paper_tables(**c);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->size(), 4u);
+  for (auto& table : *t) {
+    ASSERT_FALSE(table.missing.empty());
+    EXPECT_EQ(table.missing[0], "the catalog holds no done vae or eval jobs with metrics");
+    EXPECT_NE(render_table(table, TableFormat::kMarkdown).find("Missing:"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace migvis::catalog
