@@ -22,4 +22,7 @@ std::string version_string();
 // migvis data synth | import | inspect | run-job
 void register_data_commands(CLI::App& app, CommandStatus* out);
 
+// migvis sweep run | plan | status | resume | cancel | why (orchestrator/cli_sweep.cc)
+void register_sweep_commands(CLI::App& app, CommandStatus* out);
+
 }  // namespace migvis::orch
