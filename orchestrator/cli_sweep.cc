@@ -69,6 +69,7 @@ Status do_run(const SweepArgs& a, const std::string& file) {
   o.retries = std::max(0, a.retries);
   o.self = self_path();
   o.tty = ::isatty(1);
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));  // before the DB: one writer
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   auto t0 = std::chrono::steady_clock::now();
   MIGVIS_ASSIGN_OR_RETURN(RunSummary s, run_plan(plan, text, o, recorder.get()));

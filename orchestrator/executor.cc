@@ -257,7 +257,6 @@ void kill_stale_worker(const fs::path& job_dir) {
 
 Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_text, const RunOptions& opts,
                             RunRecorder* recorder) {
-  MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(opts.root));
   fs::path root = fs::absolute(opts.root).lexically_normal();
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(root / "sweeps" / (plan.sweep + ".yaml"), sweep_text));
   std::error_code ec;
@@ -270,7 +269,7 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
   if (data_runner.empty() && std::getenv("MIGVIS_DATA_RUNNER")) data_runner = std::getenv("MIGVIS_DATA_RUNNER");
   if (data_runner.empty()) data_runner = opts.self;
 
-  MIGVIS_RETURN_IF_ERROR(recorder->record_plan(plan, root));
+  MIGVIS_RETURN_IF_ERROR(recorder->record_plan(plan, sweep_text, root));
 
   std::vector<SchedJob> jobs;
   jobs.reserve(plan.jobs.size());

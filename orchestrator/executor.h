@@ -44,7 +44,9 @@ class SteadyClock : public Clock {
 class RunRecorder {
  public:
   virtual ~RunRecorder() = default;
-  virtual Status record_plan(const sweeps::Plan& plan, const fs::path& root) { return Status::Ok(); }
+  virtual Status record_plan(const sweeps::Plan& plan, const std::string& sweep_text, const fs::path& root) {
+    return Status::Ok();
+  }
   virtual Status job_state(const sweeps::PlannedJob& job, const SchedJob& s) { return Status::Ok(); }
   virtual Status ingest(const fs::path& job_dir) { return Status::Ok(); }
 };
@@ -81,9 +83,10 @@ DiskState disk_state(const fs::path& job_dir);
 // file names a live process whose command line mentions the job directory).
 void kill_stale_worker(const fs::path& job_dir);
 
-// Runs (or resumes) the plan under opts.root. `sweep_text` is saved for
-// resume/status. Returns the summary; Status is non-OK only when the run could
-// not happen at all (lock held, unwritable root).
+// Runs (or resumes) the plan under opts.root. The caller must hold the
+// RootLock of opts.root (and opened the recorder after taking it). `sweep_text`
+// is saved for resume/status. Returns the summary; Status is non-OK only when
+// the run could not happen at all (unwritable root, DB error).
 Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_text, const RunOptions& opts,
                             RunRecorder* recorder);
 

@@ -3,7 +3,7 @@
 //   fake_worker --job DIR | fake_worker data run-job DIR
 // It checks its inputs exist (upstream result.yaml ok, dataset.h5), appends one
 // line to DIR/executions (so tests can count launches), writes progress.yaml,
-// the stage's output file, then result.yaml last (atomic).
+// the stage's output file (dataset.h5 / out.txt: no HDF5, so no curves), then result.yaml last (atomic).
 // Behaviour knobs (environment):
 //   FAKE_SLEEP_MS=n        sleep n ms before finishing (kill -9 tests)
 //   FAKE_FAIL_STAGE=s      jobs of stage s fail with exit 65 (result.yaml status failed)
@@ -67,12 +67,12 @@ int main(int argc, char** argv) {
     return 65;
   }
   Status st = spec->stage == "data" ? write_file_atomic(fs::path(dir) / "dataset.h5", "fake dataset\n")
-                                    : write_file_atomic(fs::path(dir) / "out.h5", "fake output\n");
+                                    : write_file_atomic(fs::path(dir) / "out.txt", "fake output\n");
   if (!st.ok()) return 70;
   r.finished_at = schema::utc_now_iso8601();
   r.metrics["seed"] = static_cast<double>(spec->seed);
   r.metrics["test_r2"] = 0.5;
-  r.artifacts.push_back({"out", spec->stage == "data" ? "dataset.h5" : "out.h5", ""});
+  r.artifacts.push_back({"out", spec->stage == "data" ? "dataset.h5" : "out.txt", ""});
   st = schema::write_job_result(r, dir);
   return st.ok() ? 0 : 70;
 }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "orchestrator/executor.h"
+#include "results/catalog.h"
 #include "schemas/job_spec.h"
 #include "sweeps/sweep.h"
 #include "tests/test_util.h"
@@ -45,6 +46,26 @@ int executions(const fs::path& dir) {
   return n;
 }
 
+// In the catalog: every job of the plan once, done, with its scalar metrics once.
+void expect_db_complete(const sweeps::Plan& plan, const fs::path& root) {
+  auto cat = catalog::Catalog::open(catalog::db_path_for_root(root), catalog::Catalog::Mode::kReadOnly);
+  ASSERT_TRUE(cat.ok()) << cat.status().message();
+  auto rows = (*cat)->jobs_of_sweep(plan.sweep);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_EQ(rows->size(), plan.jobs.size());
+  for (auto& j : plan.jobs) {
+    auto row = (*cat)->job(j.job_id);
+    ASSERT_TRUE(row.ok() && *row) << j.job_id;
+    EXPECT_EQ((*row)->status, catalog::JobStatus::kDone) << j.stage << " " << j.job_id << " " << (*row)->note;
+    auto q = (*cat)->query("SELECT COUNT(*) FROM metrics WHERE job_id = ? AND name = 'test_r2'", {j.job_id});
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    EXPECT_EQ(std::get<int64_t>(q->rows.at(0).at(0)), 1) << j.job_id;
+  }
+  auto n = (*cat)->query("SELECT COUNT(*) FROM jobs");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::get<int64_t>(n->rows.at(0).at(0)), static_cast<int64_t>(plan.jobs.size()));
+}
+
 // Every job of the plan complete exactly once: one ok result.yaml whose job_id is the job's.
 void expect_all_complete(const sweeps::Plan& plan, const fs::path& root) {
   for (auto& j : plan.jobs) {
@@ -70,6 +91,7 @@ TEST(SweepRunTest, RunsTinySweepCachesAndRerunsOnlyWhatChanged) {
   EXPECT_NE(r.output.find("10 done, 0 cached"), std::string::npos) << r.output;
   auto plan = plan_of(sweep);
   expect_all_complete(plan, root);
+  expect_db_complete(plan, root);
   auto spec = schema::read_job_spec(sweeps::job_dir_for(root, plan.jobs.back()));
   ASSERT_TRUE(spec.ok());
   EXPECT_EQ(spec->stage, "eval");
@@ -216,6 +238,11 @@ TEST(SweepRunTest, KillNineOfOrchestratorThenResumeCompletesEveryJobOnce) {
                        " --jobs 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_all_complete(plan, root);
+  expect_db_complete(plan, root);
+  // Resuming again changes nothing in the DB (ingest is idempotent).
+  r = run_command(env_prefix() + migvis() + " sweep resume tiny --root " + root.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_db_complete(plan, root);
   EXPECT_EQ(executions(data_dir), 1);  // finished before the kill: not rerun
   // Nothing left running: no live worker behind any job.
   for (auto& j : plan.jobs) EXPECT_NE(orch::disk_state(sweeps::job_dir_for(root, j)), orch::DiskState::kRunning);
@@ -241,6 +268,7 @@ TEST(SweepRunTest, KillNineOfAWorkerIsRetried) {
   auto log = read_file(tmp / "run.log");
   EXPECT_EQ(WEXITSTATUS(st), 0) << (log.ok() ? *log : "");
   expect_all_complete(plan, root);
+  expect_db_complete(plan, root);
   EXPECT_EQ(executions(data_dir), 2);
   EXPECT_NE(log->find("retrying after exit 137"), std::string::npos) << *log;
 }

@@ -1,0 +1,164 @@
+// A small, fully deterministic catalog for the results tests: both animals
+// (a1, a2), the five VAE models x 3 seeds (a2 has no tcvae: a missing cell),
+// an ablation over w_tc on a1, critic and eval jobs with the convention metric
+// names, training curves and one synthesis grid PNG per animal.
+#pragma once
+
+#include <png.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "results/catalog.h"
+
+namespace migvis::testing {
+
+inline const std::vector<std::string> kDemoModels = {"vae", "beta_vae", "tcvae", "migvis", "migvis_unsup"};
+inline const std::vector<std::string> kDemoFactors = {"pose", "category", "identity", "position", "size"};
+
+// Writes a w x h 8-bit grayscale gradient PNG (the report copies it).
+inline bool write_demo_png(const std::string& path, int w, int h) {
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  if (!fp) return false;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    std::fclose(fp);
+    return false;
+  }
+  png_init_io(png, fp);
+  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  std::vector<png_byte> row(w);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) row[x] = static_cast<png_byte>(((x / 8 + y / 8) % 2) ? 40 + (x * 200) / w : 230);
+    png_write_row(png, row.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return std::fclose(fp) == 0;
+}
+
+// Fills `cat` (kReadWrite). `root` is where job dirs (for the grid PNGs) go.
+inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesystem::path& root) {
+  using catalog::json;
+  using catalog::JobRow;
+  using catalog::JobStatus;
+  using catalog::Value;
+  std::vector<JobRow> rows;
+  struct M {
+    std::string job, name;
+    double value;
+    Value step;
+  };
+  std::vector<M> metrics;
+  std::vector<std::vector<std::string>> artifacts;  // job, kind, path
+  int n = 0;
+  auto id = [&n] { return fmt::format("{:016x}", ++n); };
+  auto vae = [&](const std::string& animal, const std::string& model, int seed, double w_tc) {
+    JobRow r;
+    r.job_id = id();
+    r.hash = r.job_id + std::string(48, '0');
+    r.sweep = "demo";
+    r.stage = "vae";
+    r.key = {{"animal", animal}, {"session", "pooled"}};
+    r.params = {{"model", model}, {"w_tc", w_tc}, {"w_kl", 1.0}, {"w_guid", model == "migvis" ? 1.0 : 0.0},
+                {"group_rank", 2}, {"groups", 4}};
+    r.seed = seed;
+    r.status = JobStatus::kDone;
+    r.finished_at = fmt::format("2026-11-25T18:{:02d}:00Z", n % 60);
+    rows.push_back(r);
+    return r.job_id;
+  };
+  const std::vector<std::string> scalars = {"test_r2", "test_mse", "test_bits_per_spike", "mig", "mig_group",
+                                            "factorvae", "factorvae_group", "sap", "sap_group"};
+  for (std::string animal : {"a1", "a2"}) {
+    double a_off = animal == "a1" ? 0.0 : 0.02;
+    for (size_t mi = 0; mi < kDemoModels.size(); ++mi) {
+      if (animal == "a2" && kDemoModels[mi] == "tcvae") continue;  // a missing cell
+      for (int seed = 1; seed <= 3; ++seed) {
+        std::string job = vae(animal, kDemoModels[mi], seed, kDemoModels[mi] == "vae" ? 0.0 : 1e-6);
+        for (size_t k = 0; k < scalars.size(); ++k)
+          metrics.push_back({job, scalars[k], 0.1 * (k + 1) + 0.05 * mi + 0.01 * seed + a_off, Value()});
+        if (seed == 1)
+          for (int step = 0; step <= 50; step += 10) {
+            metrics.push_back({job, "train_loss", 5.0 - 0.05 * step - 0.2 * mi + a_off, Value(int64_t{step})});
+            metrics.push_back({job, "test_loss", 5.2 - 0.04 * step - 0.2 * mi + a_off, Value(int64_t{step})});
+          }
+      }
+    }
+    // Ablation on a1 (and one value on a2): w_tc.
+    for (double w_tc : {0.0, 1e-3})
+      for (int seed = 1; seed <= 2; ++seed) {
+        if (animal == "a2" && w_tc > 0) continue;
+        std::string job = vae(animal, "migvis", seed, w_tc);
+        for (size_t k = 0; k < scalars.size(); ++k)
+          metrics.push_back({job, scalars[k], 0.1 * (k + 1) + (w_tc > 0 ? 0.3 : 0.2) + 0.01 * seed + a_off, Value()});
+      }
+    // Critic + eval per seed; synthesis with a grid.
+    for (int seed = 1; seed <= 2; ++seed) {
+      JobRow e;
+      e.job_id = id();
+      e.hash = e.job_id;
+      e.sweep = "demo";
+      e.stage = "eval";
+      e.key = {{"animal", animal}, {"session", "pooled"}};
+      e.params = {{"gammas", json::array({1, 10, 100})}};
+      e.seed = seed;
+      e.status = JobStatus::kDone;
+      rows.push_back(e);
+      for (int g = 1; g <= 4; ++g)
+        for (size_t f = 0; f < kDemoFactors.size(); ++f) {
+          // Group g is selective for factor g-1 (group 4: size... index 3 = position).
+          double v = (static_cast<int>(f) == g - 1 ? 0.8 : 0.1) + 0.01 * f + 0.02 * seed + a_off;
+          metrics.push_back({e.job_id, fmt::format("change.g{}.{}", g, kDemoFactors[f]), v, Value()});
+          metrics.push_back({e.job_id, fmt::format("slope.g{}.{}", g, kDemoFactors[f]), v / 100, Value()});
+        }
+      for (double gamma : {1.0, 10.0, 100.0}) {
+        metrics.push_back({e.job_id, fmt::format("mi.gamma{:g}", gamma), 0.5 * std::log10(gamma) + 0.1 * seed + a_off, Value()});
+        metrics.push_back(
+            {e.job_id, fmt::format("guided_change.gamma{:g}", gamma), 0.2 * std::log10(gamma) + 0.05 * seed, Value()});
+        metrics.push_back({e.job_id, fmt::format("quality.gamma{:g}", gamma), 1.0 + 0.1 * gamma / 10 + a_off, Value()});
+      }
+    }
+    JobRow s;
+    s.job_id = id();
+    s.hash = s.job_id;
+    s.sweep = "demo";
+    s.stage = "synthesis";
+    s.key = {{"animal", animal}, {"session", "pooled"}};
+    s.status = JobStatus::kDone;
+    s.dir = (root / "jobs/synthesis" / s.job_id).string();
+    std::filesystem::create_directories(s.dir);
+    if (!write_demo_png(s.dir + "/grid_pair0.png", 160, 96))
+      return migvis::Status::Internal("cannot write demo PNG in " + s.dir);
+    rows.push_back(s);
+    artifacts.push_back({s.job_id, "grid", "grid_pair0.png"});
+  }
+  // A failed job: it must not count anywhere.
+  std::string failed = vae("a1", "vae", 9, 0.0);
+  rows.back().status = JobStatus::kFailed;
+  metrics.push_back({failed, "test_r2", -5.0, Value()});
+
+  MIGVIS_RETURN_IF_ERROR(cat.upsert_jobs(rows));
+  MIGVIS_RETURN_IF_ERROR(cat.query("BEGIN").status());
+  for (auto& m : metrics) {
+    auto r = cat.query("INSERT INTO metrics (job_id, name, step, value) VALUES (?,?,?,?)",
+                       {m.job, m.name, m.step, m.value});
+    if (!r.ok()) return r.status();
+  }
+  for (auto& a : artifacts) {
+    auto r = cat.query("INSERT INTO artifacts (job_id, kind, path) VALUES (?,?,?)", {a[0], a[1], a[2]});
+    if (!r.ok()) return r.status();
+  }
+  return cat.query("COMMIT").status();
+}
+
+}  // namespace migvis::testing
