@@ -1,5 +1,7 @@
 #include "orchestrator/recorder.h"
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 namespace migvis::orch {
@@ -24,12 +26,20 @@ class CatalogRecorder : public RunRecorder {
 
   Status record_plan(const sweeps::Plan& plan, const std::string& sweep_text, const fs::path& root) override {
     MIGVIS_RETURN_IF_ERROR(cat_->record_sweep(plan.sweep, plan.source, sweep_text));
+    // One query for the ids already known (a fresh sweep then needs no per-job reads).
+    MIGVIS_ASSIGN_OR_RETURN(auto known_q, cat_->query("SELECT job_id FROM jobs"));
+    std::unordered_set<std::string> known;
+    for (auto& row : known_q.rows)
+      if (auto* s = std::get_if<std::string>(&row.at(0))) known.insert(*s);
     std::vector<catalog::JobRow> rows;
     rows.reserve(plan.jobs.size());
     for (size_t i = 0; i < plan.jobs.size(); ++i) {
       // Keep what the DB already knows (status, attempts, timings) of jobs an
       // earlier run or another sweep recorded; only add the membership.
-      MIGVIS_ASSIGN_OR_RETURN(auto existing, cat_->job(plan.jobs[i].job_id));
+      std::optional<catalog::JobRow> existing;
+      if (known.count(plan.jobs[i].job_id)) {
+        MIGVIS_ASSIGN_OR_RETURN(existing, cat_->job(plan.jobs[i].job_id));
+      }
       if (existing) {
         existing->sweep = plan.sweep;
         rows.push_back(std::move(*existing));
@@ -68,7 +78,8 @@ catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& 
   r.status = catalog::JobStatus::kPlanned;
   r.dir = sweeps::job_dir_for(root, j).string();
   r.provenance = nlohmann::json::object();
-  r.provenance["hash_inputs"] = j.hash_inputs;
+  // The other hash inputs (stage, key, params, upstream ids) are columns already.
+  r.provenance["code"] = j.hash_inputs.value("code", "");
   r.provenance["seed_given"] = j.seed_given;
   r.provenance["resources"] = {{"threads", j.resources.threads}, {"ranks", j.resources.ranks},
                                {"gpus", j.resources.gpus},       {"mem_gb", j.resources.mem_gb},
