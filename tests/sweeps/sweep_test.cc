@@ -84,7 +84,7 @@ TEST(SweepTest, ShippedSweepsHaveTheDocumentedShape) {
   auto d = of(*p, "diffusion");
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0]->params["image_size"], 128);
-  EXPECT_EQ(d[0]->params["T"], 150);
+  EXPECT_EQ(d[0]->params["timesteps"], 150);
   EXPECT_EQ(d[0]->params["steps"], 20000);
   EXPECT_EQ(d[0]->params["mults"], nlohmann::json({1, 2, 4, 8}));
   EXPECT_EQ(p->count_by_stage()["vae"], 2u * 4u * 5u * 3u);  // animals x sessions x models x seeds
@@ -169,18 +169,18 @@ TEST(SweepTest, ExcludeFiltersOwnAndUpstreamParams) {
 
 TEST(SweepTest, InterpolationAndUpstreamAxes) {
   // critic cannot read diffusion: not its upstream.
-  auto bad = expand_err(kHead + "vae: {}\ndiffusion: {params: {steps: 5}}\ncritic: {params: {steps: \"${diffusion.steps}\"}}\n");
+  auto bad = expand_err(kHead + "vae: {}\ndiffusion: {params: {steps: 5}}\ncritic: {params: {epochs: \"${diffusion.steps}\"}}\n");
   EXPECT_NE(bad.find("not upstream of critic"), std::string::npos) << bad;
 
   auto ok = expand_ok(kHead +
                       "vae:\n  grid: {groups: [2, 3]}\n  params: {epochs: \"${vae.groups}\", batch: \"${data.seed}\"}\n"
-                      "diffusion: {params: {steps: 5}}\ncritic: {params: {steps: \"${vae.epochs}\"}}\n"
+                      "diffusion: {params: {steps: 5}}\ncritic: {params: {epochs: \"${vae.epochs}\"}}\n"
                       "synthesis: {params: {gammas: [0, 1]}}\n");
   auto v = of(ok, "vae");
   ASSERT_EQ(v.size(), 2u);
   EXPECT_EQ(v[0]->params["epochs"], 2);  // typed: a number, not the string "2"
   EXPECT_EQ(v[0]->params["batch"], 1);
-  EXPECT_EQ(of(ok, "critic")[1]->params["steps"], 3);
+  EXPECT_EQ(of(ok, "critic")[1]->params["epochs"], 3);
   auto s = of(ok, "synthesis");
   ASSERT_EQ(s.size(), 2u);
   // groups: from_upstream (the default) = 1..G of *that* VAE.
