@@ -22,6 +22,8 @@ std::string version_string();
 // migvis data synth | import | inspect | run-job
 void register_data_commands(CLI::App& app, CommandStatus* out);
 
+// migvis sweep run | plan | status | resume | cancel | why (orchestrator/cli_sweep.cc)
+void register_sweep_commands(CLI::App& app, CommandStatus* out);
 // migvis results query | runs | ingest | tables, and migvis report
 // (orchestrator/cli_results.cc). Catalog at --db, default <--root>/migvis.db,
 // --root default "runs".

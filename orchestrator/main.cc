@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
 
   orch::CommandStatus status;
   orch::register_data_commands(app, &status);
+  orch::register_sweep_commands(app, &status);
   orch::register_results_commands(app, &status);
 
   try {

@@ -1,0 +1,325 @@
+// migvis sweep run | plan | status | resume | cancel | why
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "orchestrator/cli.h"
+#include "orchestrator/executor.h"
+#include "orchestrator/recorder.h"
+#include "schemas/job_spec.h"
+#include "sweeps/sweep.h"
+
+namespace migvis::orch {
+namespace {
+
+struct SweepArgs {
+  std::string file;
+  std::string root = "runs";
+  int jobs = 1;
+  int retries = 1;
+  size_t max_jobs = 100000;
+  std::string name;
+  std::string job;
+  bool verbose = false;
+};
+
+std::string self_path() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("migvis") : p.string();
+}
+
+Result<std::pair<sweeps::Plan, std::string>> load(const std::string& file, size_t max_jobs) {
+  MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(file));
+  sweeps::ExpandOptions o;
+  o.max_jobs = max_jobs;
+  MIGVIS_ASSIGN_OR_RETURN(sweeps::Plan plan, sweeps::expand_sweep(text, file, o));
+  return std::make_pair(std::move(plan), std::move(text));
+}
+
+// The saved copy of a sweep run earlier under root (resume/status/cancel by name).
+Result<std::string> saved_sweep(const fs::path& root, const std::string& name) {
+  fs::path dir = root / "sweeps";
+  if (!name.empty()) {
+    if (!sweeps::is_safe_name(name)) return Status::InvalidArgument(fmt::format("\"{}\" is not a sweep name", name));
+    fs::path p = dir / (name + ".yaml");
+    if (!fs::exists(p))
+      return Status::NotFound(fmt::format("{}: no sweep \"{}\" was run under {}", p.string(), name, root.string()));
+    return p.string();
+  }
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".yaml") found.push_back(e.path().string());
+  if (found.empty()) return Status::NotFound(fmt::format("{}: no sweep has been run under this root", dir.string()));
+  if (found.size() > 1)
+    return Status::InvalidArgument(fmt::format("{} sweeps were run under {}; name one", found.size(), root.string()));
+  return found.front();
+}
+
+Status do_run(const SweepArgs& a, const std::string& file) {
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
+  auto& [plan, text] = loaded;
+  RunOptions o;
+  o.root = a.root;
+  o.jobs = std::max(1, a.jobs);
+  o.retries = std::max(0, a.retries);
+  o.self = self_path();
+  o.tty = ::isatty(1);
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));  // before the DB: one writer
+  MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
+  auto t0 = std::chrono::steady_clock::now();
+  MIGVIS_ASSIGN_OR_RETURN(RunSummary s, run_plan(plan, text, o, recorder.get()));
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("sweep {}: {} jobs: {} done, {} cached, {} failed, {} blocked, {} cancelled in {:.1f} s\n", plan.sweep,
+             plan.jobs.size(), s.done, s.cached, s.failed, s.blocked, s.cancelled, wall);
+  for (auto& l : s.lines) fmt::print("  {}\n", l);
+  if (s.cancelled) return Status::Cancelled(fmt::format("sweep {} was cancelled; `migvis sweep resume {}` continues it", plan.sweep, plan.sweep));
+  if (!s.ok())
+    return Status::FailedPrecondition(fmt::format("sweep {}: {} failed and {} blocked jobs (listed above)", plan.sweep,
+                                                  s.failed, s.blocked));
+  return Status::Ok();
+}
+
+Status do_plan(const SweepArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
+  auto& plan = loaded.first;
+  fs::path root = fs::absolute(a.root);
+  std::map<std::string, std::array<size_t, 3>> per;  // cached, would run, failed before
+  for (auto& j : plan.jobs) {
+    auto st = disk_state(sweeps::job_dir_for(root, j));
+    auto& c = per[j.stage];
+    if (st == DiskState::kDone) ++c[0];
+    else ++c[1];
+    if (st == DiskState::kFailed) ++c[2];
+  }
+  fmt::print("sweep {} ({}): {} jobs under {}\n", plan.sweep, a.file, plan.jobs.size(), root.string());
+  fmt::print("  {:<10} {:>7} {:>7} {:>9}   upstream\n", "stage", "jobs", "cached", "would run");
+  size_t run = 0;
+  for (auto& st : sweeps::stage_names()) {
+    if (!per.count(st)) continue;
+    auto& c = per[st];
+    run += c[1];
+    std::string ups;
+    for (auto& j : plan.jobs)
+      if (j.stage == st) {
+        std::vector<std::string> us;
+        for (size_t d : j.deps) us.push_back(plan.jobs[d].stage);
+        ups = fmt::format("{}", fmt::join(us, ", "));
+        break;
+      }
+    fmt::print("  {:<10} {:>7} {:>7} {:>9}   {}{}\n", st, c[0] + c[1], c[0], c[1], ups.empty() ? "-" : ups,
+               c[2] ? fmt::format("  ({} failed before: will retry)", c[2]) : "");
+  }
+  fmt::print("{} of {} jobs would run.\n", run, plan.jobs.size());
+  if (a.verbose) {
+    for (auto& j : plan.jobs) {
+      std::vector<std::string> key;
+      for (auto& [k, v] : j.key) key.push_back(k + "=" + v);
+      fmt::print("{} {:<9} {:<24} {} {}\n", j.job_id, j.stage, fmt::join(key, ","),
+                 disk_state(sweeps::job_dir_for(root, j)) == DiskState::kDone ? "cached" : "run   ", j.params.dump());
+    }
+  }
+  return Status::Ok();
+}
+
+Status do_status(const SweepArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(std::string file, saved_sweep(a.root, a.name));
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
+  auto& plan = loaded.first;
+  fs::path root = fs::absolute(a.root);
+  std::map<std::string, std::array<size_t, 4>> per;
+  std::array<size_t, 4> tot{};
+  std::vector<std::string> failed;
+  for (auto& j : plan.jobs) {
+    auto st = disk_state(sweeps::job_dir_for(root, j));
+    per[j.stage][static_cast<int>(st)]++;
+    tot[static_cast<int>(st)]++;
+    if (st == DiskState::kFailed) {
+      auto r = schema::read_job_result(sweeps::job_dir_for(root, j));
+      failed.push_back(fmt::format("{} {}: {}", j.stage, j.job_id, r.ok() ? r->error : "?"));
+    }
+  }
+  fmt::print("sweep {}: {} jobs: {} done, {} running, {} failed, {} pending\n", plan.sweep, plan.jobs.size(),
+             tot[int(DiskState::kDone)], tot[int(DiskState::kRunning)], tot[int(DiskState::kFailed)],
+             tot[int(DiskState::kPending)]);
+  fmt::print("  {:<10} {:>6} {:>8} {:>7} {:>8}\n", "stage", "done", "running", "failed", "pending");
+  for (auto& st : sweeps::stage_names())
+    if (per.count(st))
+      fmt::print("  {:<10} {:>6} {:>8} {:>7} {:>8}\n", st, per[st][int(DiskState::kDone)],
+                 per[st][int(DiskState::kRunning)], per[st][int(DiskState::kFailed)], per[st][int(DiskState::kPending)]);
+  for (auto& f : failed) fmt::print("  failed {}\n", f);
+  return Status::Ok();
+}
+
+Status do_cancel(const SweepArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(std::string file, saved_sweep(a.root, a.name));
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
+  auto& plan = loaded.first;
+  fs::path root = fs::absolute(a.root);
+  MIGVIS_RETURN_IF_ERROR(write_file_atomic(root / "sweeps" / (plan.sweep + ".cancel"), "cancel\n"));
+  // No orchestrator running: kill workers it left behind ourselves.
+  auto lock = RootLock::acquire(root);
+  if (lock.ok()) {
+    size_t n = 0;
+    for (auto& j : plan.jobs) {
+      fs::path d = sweeps::job_dir_for(root, j);
+      if (disk_state(d) == DiskState::kRunning) {
+        kill_stale_worker(d);
+        ++n;
+      }
+    }
+    std::error_code ec;
+    fs::remove(root / "sweeps" / (plan.sweep + ".cancel"), ec);
+    fmt::print("sweep {}: no orchestrator was running; killed {} leftover worker(s)\n", plan.sweep, n);
+  } else {
+    fmt::print("sweep {}: asked the running orchestrator to stop (it kills its workers)\n", plan.sweep);
+  }
+  return Status::Ok();
+}
+
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else {
+    out[prefix] = j.dump();
+  }
+}
+
+Status do_why(const SweepArgs& a) {
+  fs::path root = fs::absolute(a.root);
+  if (a.job.size() < 4 || a.job.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return Status::InvalidArgument(fmt::format("\"{}\": expected a job id (hex, at least 4 digits)", a.job));
+  // Find the job: in the given sweep's plan, else among the job directories.
+  nlohmann::json mine;
+  std::string stage;
+  std::map<std::string, std::string> key;
+  fs::path mydir;
+  if (!a.file.empty()) {
+    MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
+    for (auto& j : loaded.first.jobs)
+      if (j.job_id.rfind(a.job, 0) == 0) {
+        mine = j.hash_inputs;
+        stage = j.stage;
+        key = j.key;
+        mydir = sweeps::job_dir_for(root, j);
+        break;
+      }
+  } else {
+    std::error_code ec;
+    for (auto& st : fs::directory_iterator(root / "jobs", ec))
+      for (auto& d : fs::directory_iterator(st.path(), ec))
+        if (d.path().filename().string().rfind(a.job, 0) == 0) {
+          auto t = read_file(d.path() / "hash_inputs.json");
+          if (!t.ok()) continue;
+          mine = nlohmann::json::parse(*t, nullptr, false);
+          stage = st.path().filename().string();
+          mydir = d.path();
+          if (mine.is_object() && mine.contains("key"))
+            for (auto& [k, v] : mine["key"].items()) key[k] = v.get<std::string>();
+        }
+  }
+  if (mine.is_null() || mine.is_discarded())
+    return Status::NotFound(fmt::format("job {}: not in {} (give --sweep FILE for a job not written yet)", a.job,
+                                        (root / "jobs").string()));
+  if (disk_state(mydir) == DiskState::kDone) {
+    fmt::print("job {} ({} {}) is complete: cached, it would not run again.\n", mydir.filename().string(), stage,
+               mine["key"].dump());
+    return Status::Ok();
+  }
+  // The last completed job of the same stage and key.
+  fs::path best;
+  std::string best_time;
+  std::error_code ec;
+  for (auto& d : fs::directory_iterator(root / "jobs" / stage, ec)) {
+    if (d.path() == mydir) continue;
+    auto r = schema::read_job_result(d.path());
+    if (!r.ok() || r->status != "ok") continue;
+    auto t = read_file(d.path() / "hash_inputs.json");
+    if (!t.ok()) continue;
+    auto other = nlohmann::json::parse(*t, nullptr, false);
+    if (other.is_discarded() || other["key"] != mine["key"]) continue;
+    if (r->finished_at >= best_time) {
+      best_time = r->finished_at;
+      best = d.path();
+    }
+  }
+  fmt::print("job {} ({} {}) would run:", mydir.filename().string(), stage, mine["key"].dump());
+  if (best.empty()) {
+    fmt::print(" no completed {} job with this key exists yet.\n", stage);
+    return Status::Ok();
+  }
+  auto other = nlohmann::json::parse(*read_file(best / "hash_inputs.json"));
+  fmt::print(" its hash inputs differ from the last completed one, {} (finished {}):\n", best.filename().string(),
+             best_time);
+  std::map<std::string, std::string> x, y;
+  flatten(other, "", x);
+  flatten(mine, "", y);
+  std::set<std::string> keys;
+  for (auto& [k, v] : x) keys.insert(k);
+  for (auto& [k, v] : y) keys.insert(k);
+  for (auto& k : keys) {
+    auto xi = x.find(k), yi = y.find(k);
+    if (xi != x.end() && yi != y.end() && xi->second == yi->second) continue;
+    fmt::print("  {:<28} {} -> {}\n", k, xi == x.end() ? "(absent)" : xi->second, yi == y.end() ? "(absent)" : yi->second);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void register_sweep_commands(CLI::App& app, CommandStatus* out) {
+  auto* sw = app.add_subcommand("sweep", "Expand YAML sweeps into job DAGs and run them (schemas/sweep.md)");
+  sw->require_subcommand(1);
+  auto a = std::make_shared<SweepArgs>();
+  auto add_root = [a](CLI::App* c) { c->add_option("--root", a->root, "runs directory (default: runs)"); };
+  auto add_exec = [a](CLI::App* c) {
+    c->add_option("--jobs,-j", a->jobs, "concurrent worker processes (default 1)")->check(CLI::Range(1, 4096));
+    c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1)")->check(CLI::Range(0, 100));
+  };
+  auto add_max = [a](CLI::App* c) { c->add_option("--max-jobs", a->max_jobs, "refuse sweeps expanding beyond this (default 100000)"); };
+
+  auto* run = sw->add_subcommand("run", "Run a sweep: write job dirs, launch workers, skip completed jobs");
+  run->add_option("sweep", a->file, "sweep YAML file")->required();
+  add_root(run);
+  add_exec(run);
+  add_max(run);
+  run->callback([a, out] { out->set(do_run(*a, a->file)); });
+
+  auto* plan = sw->add_subcommand("plan", "Expand without running: jobs per stage, cached vs would run");
+  plan->add_option("sweep", a->file, "sweep YAML file")->required();
+  plan->add_flag("--verbose,-v", a->verbose, "list every job");
+  add_root(plan);
+  add_max(plan);
+  plan->callback([a, out] { out->set(do_plan(*a)); });
+
+  auto* status = sw->add_subcommand("status", "Progress of a sweep run under --root (from its job directories)");
+  status->add_option("name", a->name, "sweep name (optional when only one was run)");
+  add_root(status);
+  status->callback([a, out] { out->set(do_status(*a)); });
+
+  auto* resume = sw->add_subcommand("resume", "Finish an interrupted sweep (stale running jobs are rerun)");
+  resume->add_option("name", a->name, "sweep name (optional when only one was run)");
+  add_root(resume);
+  add_exec(resume);
+  resume->callback([a, out] {
+    auto file = saved_sweep(a->root, a->name);
+    out->set(file.ok() ? do_run(*a, *file) : file.status());
+  });
+
+  auto* cancel = sw->add_subcommand("cancel", "Stop a running sweep (its workers are killed; resume continues)");
+  cancel->add_option("name", a->name, "sweep name (optional when only one was run)");
+  add_root(cancel);
+  cancel->callback([a, out] { out->set(do_cancel(*a)); });
+
+  auto* why = sw->add_subcommand("why", "Why a job would (re)run: its hash inputs vs the last completed job like it");
+  why->add_option("job", a->job, "job id or prefix")->required();
+  why->add_option("--sweep", a->file, "sweep file (for jobs not written yet)");
+  add_root(why);
+  why->callback([a, out] { out->set(do_why(*a)); });
+}
+
+}  // namespace migvis::orch

@@ -1,0 +1,329 @@
+#include "orchestrator/executor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "schemas/job_spec.h"
+
+namespace migvis::orch {
+namespace {
+
+constexpr const char* kPidFile = "worker.pid";
+constexpr const char* kHashInputsFile = "hash_inputs.json";
+
+bool pid_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+// The live pid recorded for the job, if its command line still mentions the job dir.
+std::optional<pid_t> live_worker_pid(const fs::path& job_dir) {
+  auto txt = read_file(job_dir / kPidFile);
+  if (!txt.ok()) return std::nullopt;
+  pid_t pid = static_cast<pid_t>(std::atol(txt->c_str()));
+  if (!pid_alive(pid)) return std::nullopt;
+  auto cmd = read_file(fs::path("/proc") / std::to_string(pid) / "cmdline");
+  if (!cmd.ok() || cmd->find(job_dir.filename().string()) == std::string::npos) return std::nullopt;
+  // A zombie (exited, not reaped) is not running.
+  auto stat = read_file(fs::path("/proc") / std::to_string(pid) / "stat");
+  if (stat.ok()) {
+    auto rp = stat->rfind(')');
+    if (rp != std::string::npos && rp + 2 < stat->size() && (*stat)[rp + 2] == 'Z') return std::nullopt;
+  }
+  return pid;
+}
+
+std::string fmt_duration(double s) {
+  if (s < 0) return "?";
+  int t = static_cast<int>(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+std::string program_next_to(const std::string& self, const std::string& name) {
+  fs::path p = fs::path(self).parent_path() / name;
+  if (fs::exists(p)) return p.string();
+  // Build tree layout: build/orchestrator/migvis and build/worker/migvis-worker.
+  fs::path q = fs::path(self).parent_path().parent_path() / "worker" / name;
+  if (fs::exists(q)) return q.string();
+  return p.string();
+}
+
+class ExecHooks : public SchedulerHooks {
+ public:
+  ExecHooks(const sweeps::Plan& plan, const RunOptions& opts, RunRecorder* rec, Scheduler** sched)
+      : plan_(plan), opts_(opts), rec_(rec), sched_(sched), cancel_file_(opts.root / "sweeps" / (plan.sweep + ".cancel")) {}
+
+  Status before_start(size_t i, SchedJob& job) override {
+    // A previous attempt's result.yaml (failed) must not be mistaken for this one's.
+    std::error_code ec;
+    fs::remove(job.launch.dir / schema::kResultFile, ec);
+    return Status::Ok();
+  }
+
+  bool result_ok(size_t i, const SchedJob& job, int exit_code) override {
+    auto r = schema::read_job_result(job.launch.dir);
+    bool ok = r.ok() && r->status == "ok";
+    if (r.ok()) {
+      Status st = rec_->ingest(job.launch.dir);
+      if (!st.ok()) MIGVIS_LOG_WARN("ingest {}: {}", job.launch.dir.string(), st.message());
+    }
+    return ok;
+  }
+
+  void on_state(size_t i, const SchedJob& job) override {
+    Status st = rec_->job_state(plan_.jobs[i], job);
+    if (!st.ok()) MIGVIS_LOG_WARN("recording {}: {}", job.id, st.message());
+    switch (job.state) {
+      case JobState::kRunning: ++running_; break;
+      case JobState::kDone: --running_; ++done_; break;
+      case JobState::kFailed:
+        if (job.started_s > 0 || job.attempts > 0) --running_;
+        ++failed_;
+        break;
+      case JobState::kPending:
+        if (job.attempts > 0 || job.requeues > 0) --running_;
+        break;
+      case JobState::kBlocked: ++blocked_; break;
+      case JobState::kCancelled: break;
+      default: break;
+    }
+    if (running_ < 0) running_ = 0;
+    if (opts_.tty) {
+      draw();
+    } else if (job.state != JobState::kBlocked) {
+      std::string extra = job.state == JobState::kDone ? fmt::format(" ({:.1f} s)", job.wall_s)
+                          : job.note.empty()           ? ""
+                                                       : " — " + job.note;
+      fmt::print(opts_.out, "[{}/{}] {:<9} {} {}{}\n", done_ + cached_, plan_.jobs.size(), job_state_name(job.state),
+                 job.stage, job.id, extra);
+      std::fflush(opts_.out);
+    }
+  }
+
+  bool should_cancel() override { return fs::exists(cancel_file_); }
+
+  void set_cached(size_t n) { cached_ = n; }
+  void finish_line() {
+    if (opts_.tty) fmt::print(opts_.out, "\n");
+  }
+
+ private:
+  void draw() {
+    double eta = *sched_ ? (*sched_)->eta_s() : -1;
+    fmt::print(opts_.out, "\r\033[K{}: done {}/{} (cached {})  running {}  failed {}  blocked {}  ETA {}", plan_.sweep,
+               done_ + cached_, plan_.jobs.size(), cached_, running_, failed_, blocked_, fmt_duration(eta));
+    std::fflush(opts_.out);
+  }
+
+  const sweeps::Plan& plan_;
+  const RunOptions& opts_;
+  RunRecorder* rec_;
+  Scheduler** sched_;
+  fs::path cancel_file_;
+  size_t cached_ = 0, done_ = 0, failed_ = 0, blocked_ = 0;
+  long running_ = 0;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------ launcher
+
+Result<int64_t> ProcessLauncher::start(const LaunchSpec& spec) {
+  std::vector<std::string> env_kv;
+  for (auto& [k, v] : spec.env) env_kv.push_back(k + "=" + v);
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::Unavailable(fmt::format("fork failed: {}", std::strerror(errno)));
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(spec.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    if (::chdir(spec.dir.c_str()) != 0) _exit(66);
+    for (auto& kv : env_kv) ::putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> argv;
+    for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "migvis: cannot execute %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  ::setpgid(pid, pid);
+  live_.push_back(pid);
+  Status st = write_file_atomic(spec.dir / kPidFile, std::to_string(pid) + "\n");
+  if (!st.ok()) MIGVIS_LOG_WARN("{}", st.message());
+  return static_cast<int64_t>(pid);
+}
+
+std::optional<std::pair<int64_t, int>> ProcessLauncher::poll() {
+  for (auto it = live_.begin(); it != live_.end(); ++it) {
+    int status = 0;
+    pid_t r = ::waitpid(static_cast<pid_t>(*it), &status, WNOHANG);
+    if (r == static_cast<pid_t>(*it)) {
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      int64_t h = *it;
+      live_.erase(it);
+      return std::make_pair(h, code);
+    }
+  }
+  return std::nullopt;
+}
+
+void ProcessLauncher::wait(double timeout_s) {
+  // Polling at a short interval keeps this simple and portable; job runtimes
+  // are seconds to hours, so 20 ms granularity costs nothing.
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < until) {
+    for (int64_t h : live_) {
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(h), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void ProcessLauncher::kill(int64_t handle) {
+  ::kill(-static_cast<pid_t>(handle), SIGKILL);
+  ::kill(static_cast<pid_t>(handle), SIGKILL);
+  int status = 0;
+  ::waitpid(static_cast<pid_t>(handle), &status, 0);
+  live_.erase(std::remove(live_.begin(), live_.end(), handle), live_.end());
+}
+
+double SteadyClock::now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// ------------------------------------------------------------ lock
+
+Result<std::unique_ptr<RootLock>> RootLock::acquire(const fs::path& root) {
+  MIGVIS_RETURN_IF_ERROR(make_dirs(root));
+  fs::path p = root / ".migvis.lock";
+  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Unavailable(fmt::format("{}: cannot open lock file: {}", p.string(), std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    std::string holder;
+    char buf[32] = {0};
+    if (::pread(fd, buf, sizeof(buf) - 1, 0) > 0) holder = fmt::format(" (pid {})", std::atol(buf));
+    ::close(fd);
+    return Status::Unavailable(fmt::format(
+        "{}: another migvis orchestrator{} is running on this root; wait for it, or stop it with `migvis sweep "
+        "cancel --root {}`",
+        p.string(), holder, root.string()));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // Only informational.
+  }
+  return std::unique_ptr<RootLock>(new RootLock(fd));
+}
+
+RootLock::~RootLock() {
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
+}
+
+// ------------------------------------------------------------ run
+
+DiskState disk_state(const fs::path& job_dir) {
+  if (fs::exists(job_dir / schema::kResultFile)) {
+    auto r = schema::read_job_result(job_dir);
+    if (r.ok() && r->status == "ok") return DiskState::kDone;
+    if (r.ok()) return DiskState::kFailed;
+  }
+  if (live_worker_pid(job_dir)) return DiskState::kRunning;
+  return DiskState::kPending;
+}
+
+void kill_stale_worker(const fs::path& job_dir) {
+  auto pid = live_worker_pid(job_dir);
+  if (!pid) return;
+  MIGVIS_LOG_WARN("killing worker pid {} left running in {} by an earlier orchestrator", *pid, job_dir.string());
+  ::kill(-*pid, SIGKILL);
+  ::kill(*pid, SIGKILL);
+  for (int i = 0; i < 250 && live_worker_pid(job_dir); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_text, const RunOptions& opts,
+                            RunRecorder* recorder) {
+  fs::path root = fs::absolute(opts.root).lexically_normal();
+  MIGVIS_RETURN_IF_ERROR(write_file_atomic(root / "sweeps" / (plan.sweep + ".yaml"), sweep_text));
+  std::error_code ec;
+  fs::remove(root / "sweeps" / (plan.sweep + ".cancel"), ec);
+
+  std::string worker = opts.worker;
+  if (worker.empty() && std::getenv("MIGVIS_WORKER")) worker = std::getenv("MIGVIS_WORKER");
+  if (worker.empty()) worker = program_next_to(opts.self, "migvis-worker");
+  std::string data_runner = opts.data_runner;
+  if (data_runner.empty() && std::getenv("MIGVIS_DATA_RUNNER")) data_runner = std::getenv("MIGVIS_DATA_RUNNER");
+  if (data_runner.empty()) data_runner = opts.self;
+
+  MIGVIS_RETURN_IF_ERROR(recorder->record_plan(plan, sweep_text, root));
+
+  std::vector<SchedJob> jobs;
+  jobs.reserve(plan.jobs.size());
+  size_t cached = 0;
+  for (size_t i = 0; i < plan.jobs.size(); ++i) {
+    const auto& pj = plan.jobs[i];
+    fs::path dir = sweeps::job_dir_for(root, pj);
+    SchedJob j;
+    j.id = pj.job_id;
+    j.stage = pj.stage;
+    j.deps = pj.deps;
+    j.launch.dir = dir;
+    j.launch.log = dir / schema::kLogFile;
+    if (pj.stage == "data")
+      j.launch.argv = {data_runner, "data", "run-job", dir.string()};
+    else
+      j.launch.argv = {worker, "--job", dir.string()};
+    j.launch.env["OMP_NUM_THREADS"] = std::to_string(pj.resources.threads);
+    if (disk_state(dir) == DiskState::kDone) {
+      j.state = JobState::kCached;
+      ++cached;
+      // A finished job is ingested again (idempotent): a run killed between the
+      // worker's result and the DB write leaves no gap.
+      Status st = recorder->ingest(dir);
+      if (!st.ok()) MIGVIS_LOG_WARN("ingest {}: {}", dir.string(), st.message());
+    } else {
+      kill_stale_worker(dir);
+      if (!fs::exists(dir / schema::kJobFile)) {
+        MIGVIS_RETURN_IF_ERROR(schema::write_job_spec(sweeps::job_spec_for(plan, i, root), dir));
+        MIGVIS_RETURN_IF_ERROR(write_file_atomic(dir / kHashInputsFile, pj.hash_inputs.dump(2) + "\n"));
+      }
+    }
+    jobs.push_back(std::move(j));
+  }
+
+  Scheduler* sched_ptr = nullptr;
+  ExecHooks hooks(plan, opts, recorder, &sched_ptr);
+  hooks.set_cached(cached);
+  ProcessLauncher launcher;
+  SteadyClock clock;
+  SchedulerOptions so;
+  so.max_parallel = opts.jobs;
+  so.retries = opts.retries;
+  so.poll_interval_s = 0.25;
+  Scheduler sched(std::move(jobs), so, &launcher, &clock, &hooks);
+  sched_ptr = &sched;
+  for (size_t i = 0; i < plan.jobs.size(); ++i)
+    if (sched.jobs()[i].state == JobState::kCached) {
+      Status st = recorder->job_state(plan.jobs[i], sched.jobs()[i]);
+      if (!st.ok()) MIGVIS_LOG_WARN("recording {}: {}", plan.jobs[i].job_id, st.message());
+    }
+  RunSummary s = sched.run();
+  hooks.finish_line();
+  return s;
+}
+
+}  // namespace migvis::orch

@@ -1,0 +1,98 @@
+#include "orchestrator/recorder.h"
+
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+namespace migvis::orch {
+namespace {
+
+catalog::JobStatus to_db(JobState s) {
+  switch (s) {
+    case JobState::kPending: return catalog::JobStatus::kQueued;
+    case JobState::kCached: return catalog::JobStatus::kDone;
+    case JobState::kRunning: return catalog::JobStatus::kRunning;
+    case JobState::kDone: return catalog::JobStatus::kDone;
+    case JobState::kFailed: return catalog::JobStatus::kFailed;
+    case JobState::kBlocked: return catalog::JobStatus::kBlocked;
+    case JobState::kCancelled: return catalog::JobStatus::kCancelled;
+  }
+  return catalog::JobStatus::kPlanned;
+}
+
+class CatalogRecorder : public RunRecorder {
+ public:
+  explicit CatalogRecorder(std::unique_ptr<catalog::Catalog> c) : cat_(std::move(c)) {}
+
+  Status record_plan(const sweeps::Plan& plan, const std::string& sweep_text, const fs::path& root) override {
+    MIGVIS_RETURN_IF_ERROR(cat_->record_sweep(plan.sweep, plan.source, sweep_text));
+    // One query for the ids already known (a fresh sweep then needs no per-job reads).
+    MIGVIS_ASSIGN_OR_RETURN(auto known_q, cat_->query("SELECT job_id FROM jobs"));
+    std::unordered_set<std::string> known;
+    for (auto& row : known_q.rows)
+      if (auto* s = std::get_if<std::string>(&row.at(0))) known.insert(*s);
+    std::vector<catalog::JobRow> rows;
+    rows.reserve(plan.jobs.size());
+    for (size_t i = 0; i < plan.jobs.size(); ++i) {
+      // Keep what the DB already knows (status, attempts, timings) of jobs an
+      // earlier run or another sweep recorded; only add the membership.
+      std::optional<catalog::JobRow> existing;
+      if (known.count(plan.jobs[i].job_id)) {
+        MIGVIS_ASSIGN_OR_RETURN(existing, cat_->job(plan.jobs[i].job_id));
+      }
+      if (existing) {
+        existing->sweep = plan.sweep;
+        rows.push_back(std::move(*existing));
+      } else {
+        rows.push_back(job_row_for(plan, i, root));
+      }
+    }
+    return cat_->upsert_jobs(rows);
+  }
+
+  Status job_state(const sweeps::PlannedJob& job, const SchedJob& s) override {
+    // Done rows come from ingest_job_dir (with timings and metrics); the status
+    // write after it keeps the row right even when the ingest failed.
+    if (s.state == JobState::kCached) return Status::Ok();
+    return cat_->set_status(job.job_id, to_db(s.state), s.attempts, s.note);
+  }
+
+  Status ingest(const fs::path& job_dir) override { return cat_->ingest_job_dir(job_dir); }
+
+ private:
+  std::unique_ptr<catalog::Catalog> cat_;
+};
+
+}  // namespace
+
+catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& root) {
+  const sweeps::PlannedJob& j = plan.jobs[i];
+  catalog::JobRow r;
+  r.job_id = j.job_id;
+  r.hash = j.hash;
+  r.sweep = plan.sweep;
+  r.stage = j.stage;
+  r.key = j.key;
+  r.params = j.params;
+  r.seed = static_cast<int64_t>(j.seed);
+  r.status = catalog::JobStatus::kPlanned;
+  r.dir = sweeps::job_dir_for(root, j).string();
+  r.provenance = nlohmann::json::object();
+  // The other hash inputs (stage, key, params, upstream ids) are columns already.
+  r.provenance["code"] = j.hash_inputs.value("code", "");
+  r.provenance["seed_given"] = j.seed_given;
+  r.provenance["resources"] = {{"threads", j.resources.threads}, {"ranks", j.resources.ranks},
+                               {"gpus", j.resources.gpus},       {"mem_gb", j.resources.mem_gb},
+                               {"time_min", j.resources.time_min}};
+  r.upstream = nlohmann::json::object();
+  for (auto& [stage, idx] : j.upstream) r.upstream[stage] = plan.jobs[idx].job_id;
+  return r;
+}
+
+Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root) {
+  MIGVIS_RETURN_IF_ERROR(make_dirs(root));
+  MIGVIS_ASSIGN_OR_RETURN(auto cat, catalog::Catalog::open(catalog::db_path_for_root(root), catalog::Catalog::Mode::kReadWrite));
+  return std::unique_ptr<RunRecorder>(new CatalogRecorder(std::move(cat)));
+}
+
+}  // namespace migvis::orch

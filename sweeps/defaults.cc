@@ -1,0 +1,170 @@
+#include "sweeps/defaults.h"
+
+#include <fmt/format.h>
+
+namespace migvis::sweeps {
+namespace {
+
+using J = nlohmann::json;
+using T = ParamType;
+
+// Reference defaults from shared/MIGVIS_METHOD.md (stage 1). Stages whose
+// workers are not merged yet (diffusion, critic, synthesis, eval) list their
+// keys without defaults: "to align" in schemas/sweep.md.
+const std::map<std::string, std::vector<ParamSpec>>& table() {
+  static const std::map<std::string, std::vector<ParamSpec>> k = {
+      {"data",
+       {
+           {"preset", T::kEnum, J(), {"tiny", "default", "paper"}},
+           {"seed", T::kInt, J(), {}},
+           {"import", T::kImport, J(), {}},
+       }},
+      {"vae",
+       {
+           {"model", T::kEnum, "migvis", {"vae", "beta_vae", "tcvae", "migvis", "migvis_unsup"}},
+           {"groups", T::kInt, 4, {}},
+           {"group_rank", T::kInt, 6, {}},
+           {"hidden", T::kIntOrIntList, J(), {}},
+           {"recon", T::kEnum, "mse", {"mse", "poisson"}},
+           {"w_guid", T::kNumber, 0.2, {}},
+           {"w_kl", T::kNumber, 0.002, {}},
+           {"w_tc", T::kNumber, 4e-7, {}},
+           {"beta", T::kNumber, J(), {}},
+           {"lr", T::kNumber, J(), {}},
+           {"batch", T::kInt, J(), {}},
+           {"epochs", T::kInt, 200, {}},
+           {"weight_decay", T::kNumber, 1e-5, {}},
+           {"test_fraction", T::kNumber, 0.2, {}},
+           {"eval_every", T::kInt, 5, {}},
+           {"patience", T::kInt, J(), {}},
+       }},
+      // Aligned with worker/stage_diffusion.cc (diffusion branch) and
+      // worker/stage_{critic,synthesis,eval}.cc (synth branch) check_known lists;
+      // their defaults live in the workers.
+      {"diffusion",
+       {
+           {"width", T::kInt, J(), {}},
+           {"mults", T::kIntList, J(), {}},
+           {"image_size", T::kInt, J(), {}},
+           {"attn_heads", T::kInt, J(), {}},
+           {"attn_dim_head", T::kInt, J(), {}},
+           {"timesteps", T::kInt, J(), {}},
+           {"schedule", T::kEnum, J(), {"sigmoid", "linear", "cosine"}},
+           {"objective", T::kString, J(), {}},
+           {"min_snr_gamma", T::kNumber, J(), {}},
+           {"steps", T::kInt, J(), {}},
+           {"batch", T::kInt, J(), {}},
+           {"grad_accum", T::kInt, J(), {}},
+           {"lr", T::kNumber, J(), {}},
+           {"beta1", T::kNumber, J(), {}},
+           {"beta2", T::kNumber, J(), {}},
+           {"grad_clip", T::kNumber, J(), {}},
+           {"ema_decay", T::kNumber, J(), {}},
+           {"ema_every", T::kInt, J(), {}},
+           {"log_every", T::kInt, J(), {}},
+           {"checkpoint_every", T::kInt, J(), {}},
+           {"sample_count", T::kInt, J(), {}},
+           {"sample_steps", T::kInt, J(), {}},
+           {"sample_eta", T::kNumber, J(), {}},
+       }},
+      {"critic",
+       {
+           {"epochs", T::kInt, J(), {}},
+           {"batch", T::kInt, J(), {}},
+           {"negatives", T::kInt, J(), {}},
+           {"lr", T::kNumber, J(), {}},
+           {"weight_decay", T::kNumber, J(), {}},
+           {"test_fraction", T::kNumber, J(), {}},
+           {"feature_extractor", T::kString, J(), {}},
+           {"width", T::kInt, J(), {}},
+           {"feature_dim", T::kInt, J(), {}},
+           {"embed_dim", T::kInt, J(), {}},
+           {"image_size", T::kInt, J(), {}},
+       }},
+      {"synthesis",
+       {
+           {"groups", T::kIntList, "from_upstream", {}},
+           {"gammas", T::kNumberList, J(), {}},
+           {"pairs", T::kInt, J(), {}},
+           {"seeds", T::kInt, J(), {}},
+           {"edit_t", T::kInt, J(), {}},
+           {"steps", T::kInt, J(), {}},
+           {"eta", T::kNumber, J(), {}},
+           {"negatives", T::kInt, J(), {}},
+           {"mode", T::kString, J(), {}},
+           {"chunk", T::kInt, J(), {}},
+           {"clip", T::kNumber, J(), {}},
+       }},
+      {"eval",
+       {
+           {"epochs", T::kInt, J(), {}},
+           {"batch", T::kInt, J(), {}},
+           {"lr", T::kNumber, J(), {}},
+           {"width", T::kInt, J(), {}},
+           {"image_size", T::kInt, J(), {}},
+       }},
+  };
+  return k;
+}
+
+}  // namespace
+
+const std::vector<ParamSpec>& stage_params(const std::string& stage) {
+  static const std::vector<ParamSpec> kEmpty;
+  auto it = table().find(stage);
+  return it == table().end() ? kEmpty : it->second;
+}
+
+const ParamSpec* find_param(const std::string& stage, const std::string& key) {
+  for (auto& p : stage_params(stage))
+    if (p.name == key) return &p;
+  return nullptr;
+}
+
+std::string describe_type(const ParamSpec& p) {
+  switch (p.type) {
+    case T::kInt: return "an integer";
+    case T::kNumber: return "a number";
+    case T::kString: return "a string";
+    case T::kBool: return "true or false";
+    case T::kEnum: return fmt::format("one of {}", fmt::join(p.choices, "|"));
+    case T::kIntList: return "a list of integers";
+    case T::kNumberList: return "a list of numbers";
+    case T::kIntOrIntList: return "an integer or a list of integers";
+    case T::kImport: return "a mapping {format: <name>, path: <file>}";
+  }
+  return "?";
+}
+
+int preset_sessions_per_animal(const std::string& preset) {
+  // To align with orchestrator/data/synth.cc (data branch) presets.
+  if (preset == "tiny") return 2;
+  if (preset == "default") return 3;
+  if (preset == "paper") return 3;
+  return 0;
+}
+
+const std::vector<std::string>& direct_upstream(const std::string& stage) {
+  static const std::map<std::string, std::vector<std::string>> k = {
+      {"data", {}},          {"vae", {"data"}},
+      {"diffusion", {"data"}}, {"critic", {"vae"}},
+      {"synthesis", {"critic", "diffusion"}}, {"eval", {"synthesis"}},
+  };
+  static const std::vector<std::string> kEmpty;
+  auto it = k.find(stage);
+  return it == k.end() ? kEmpty : it->second;
+}
+
+const std::vector<std::string>& input_stages(const std::string& stage) {
+  // CONVENTIONS.md: vae {dataset}; diffusion {dataset}; critic {dataset, vae};
+  // synthesis {dataset, vae, diffusion, critic}; eval {dataset, synthesis}.
+  static const std::map<std::string, std::vector<std::string>> k = {
+      {"data", {}},        {"vae", {}}, {"diffusion", {}}, {"critic", {"vae"}},
+      {"synthesis", {"vae", "diffusion", "critic"}}, {"eval", {"synthesis"}},
+  };
+  static const std::vector<std::string> kEmpty;
+  auto it = k.find(stage);
+  return it == k.end() ? kEmpty : it->second;
+}
+
+}  // namespace migvis::sweeps

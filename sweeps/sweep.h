@@ -1,0 +1,89 @@
+// Sweeps: the YAML sweep grammar (schemas/sweep.md) expanded into a DAG of
+// jobs. Pure and deterministic: the same text and options always give the same
+// jobs, ids and order; nothing here touches the filesystem except load_sweep()
+// reading the one file it is given.
+//
+// A job's identity is the SHA-256 of its hash inputs (stage, resolved params,
+// key, seed when given, upstream job hashes, code version) serialised as
+// canonical JSON; its id is the first 16 hex digits. Resources (threads, memory)
+// are not hash inputs: changing them never invalidates a cached result.
+//
+// Thread-compatible (no shared state).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/files.h"
+#include "common/status.h"
+#include "schemas/job_spec.h"
+
+namespace migvis::sweeps {
+
+// Pipeline stages in dependency order. A format: add names, never rename.
+inline const std::vector<std::string>& stage_names() {
+  static const std::vector<std::string> k = {"data", "vae", "diffusion", "critic", "synthesis", "eval"};
+  return k;
+}
+
+struct PlannedJob {
+  std::string stage;
+  std::string job_id;  // first 16 hex digits of hash
+  std::string hash;    // SHA-256 hex of hash_inputs.dump()
+  std::map<std::string, std::string> key;
+  nlohmann::json params = nlohmann::json::object();  // resolved; reaches the worker verbatim
+  uint64_t seed = 0;
+  bool seed_given = false;
+  // Every ancestor by stage (e.g. a synthesis job: data, vae, critic, diffusion),
+  // as indices into Plan::jobs. Ancestors always precede the job in Plan::jobs.
+  std::map<std::string, size_t> upstream;
+  std::vector<size_t> deps;  // direct dependencies (indices), sorted
+  nlohmann::json hash_inputs;
+  schema::Resources resources;
+};
+
+struct Plan {
+  std::string sweep;  // the sweep's name (safe as a path component)
+  std::string source;  // file name the sweep came from
+  std::vector<PlannedJob> jobs;  // topological order: data, vae, diffusion, critic, synthesis, eval
+  std::map<std::string, size_t> count_by_stage() const;
+};
+
+struct ExpandOptions {
+  size_t max_jobs = 100000;  // the sweep's own `max_jobs:` may lower it, never raise it above this
+  std::string code_version;  // empty: kCodeVersion
+};
+
+// The code version folded into every hash (the project version: a new release
+// invalidates caches; commits within a release do not).
+std::string default_code_version();
+
+// Expands sweep YAML text. `file` names the source in error messages
+// ("sweeps/a.yaml:14: vae.params.beta: expected a number, got \"high\"").
+// InvalidArgument for every grammar, type, reference, cycle, size or
+// path-safety error. Never partial: either the whole plan or an error.
+Result<Plan> expand_sweep(const std::string& yaml_text, const std::string& file, const ExpandOptions& opts = {});
+
+// Reads `path` (NotFound if missing) and expands it.
+Result<Plan> load_sweep(const fs::path& path, const ExpandOptions& opts = {});
+
+// The job.yaml content for plan.jobs[i] under `root` (absolute paths for inputs):
+// job dir `<root>/jobs/<stage>/<job_id>`.
+schema::JobSpec job_spec_for(const Plan& plan, size_t i, const fs::path& root);
+fs::path job_dir_for(const fs::path& root, const PlannedJob& job);
+
+// A stable, human-readable rendering of the whole plan (golden files).
+std::string plan_to_text(const Plan& plan);
+
+// True when `s` is safe as one path component / key value: [A-Za-z0-9_][A-Za-z0-9_.-]*,
+// no "..", at most 64 characters.
+bool is_safe_name(const std::string& s);
+
+// JSON -> YAML node (maps, lists, scalars keep their types).
+YAML::Node json_to_yaml(const nlohmann::json& j);
+
+}  // namespace migvis::sweeps

@@ -1,0 +1,334 @@
+// Sweep grammar: golden expansions of the shipped sweeps, one test per
+// feature, and bad inputs (wrong types, unknown keys, cycles, missing upstream,
+// empty and huge grids, path traversal) with file:line in the message.
+// Regenerate the golden files with MIGVIS_UPDATE_GOLDEN=1.
+#include "sweeps/sweep.h"
+
+#include <cstdlib>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "common/files.h"
+
+namespace migvis::sweeps {
+namespace {
+
+const std::string kSrc = MIGVIS_SOURCE_DIR;
+
+ExpandOptions test_opts() {
+  ExpandOptions o;
+  o.code_version = "test";  // golden files must not change with the release number
+  return o;
+}
+
+Plan expand_ok(const std::string& text) {
+  auto r = expand_sweep(text, "t.yaml", test_opts());
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : Plan{};
+}
+
+std::string expand_err(const std::string& text, size_t max_jobs = 100000) {
+  auto o = test_opts();
+  o.max_jobs = max_jobs;
+  auto r = expand_sweep(text, "t.yaml", o);
+  EXPECT_FALSE(r.ok()) << "expected an error for:\n" << text;
+  if (r.ok()) return "";
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  return r.status().message();
+}
+
+std::vector<const PlannedJob*> of(const Plan& p, const std::string& stage) {
+  std::vector<const PlannedJob*> v;
+  for (auto& j : p.jobs)
+    if (j.stage == stage) v.push_back(&j);
+  return v;
+}
+
+const std::string kHead = "sweep: t\nanimals: [a1]\nsessions: [s1]\ndata: {params: {preset: tiny, seed: 1}}\n";
+
+class GoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenTest, MatchesGoldenFile) {
+  const std::string name = GetParam();
+  auto r = load_sweep(kSrc + "/sweeps/" + name + ".yaml", test_opts());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string text = plan_to_text(*r);
+  fs::path golden = kSrc + "/tests/sweeps/golden/" + name + ".txt";
+  if (std::getenv("MIGVIS_UPDATE_GOLDEN")) {
+    ASSERT_TRUE(write_file_atomic(golden, text).ok());
+  }
+  auto want = read_file(golden);
+  ASSERT_TRUE(want.ok()) << "missing golden file; run with MIGVIS_UPDATE_GOLDEN=1: " << golden;
+  EXPECT_EQ(text, *want) << "expansion of " << name << ".yaml changed; if intended, MIGVIS_UPDATE_GOLDEN=1";
+  // Deterministic: a second expansion is identical.
+  auto r2 = load_sweep(kSrc + "/sweeps/" + name + ".yaml", test_opts());
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(plan_to_text(*r2), text);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, GoldenTest, ::testing::Values("tiny", "quickstart", "paper", "ablation"));
+
+TEST(SweepTest, ShippedSweepsHaveTheDocumentedShape) {
+  auto q = load_sweep(kSrc + "/sweeps/quickstart.yaml", test_opts());
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  auto c = q->count_by_stage();
+  EXPECT_EQ(c["data"], 1u);
+  EXPECT_EQ(c["vae"], 2u * 3u * 2u);        // animals x sessions(all of `default`) x models
+  EXPECT_EQ(c["diffusion"], 1u);            // shared by every VAE of the dataset
+  EXPECT_EQ(c["critic"], 12u);              // per VAE
+  EXPECT_EQ(c["synthesis"], 6u);            // plain `vae` models excluded
+  EXPECT_EQ(c["eval"], 6u);
+  auto p = load_sweep(kSrc + "/sweeps/paper.yaml", test_opts());
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  auto d = of(*p, "diffusion");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0]->params["image_size"], 128);
+  EXPECT_EQ(d[0]->params["timesteps"], 150);
+  EXPECT_EQ(d[0]->params["steps"], 20000);
+  EXPECT_EQ(d[0]->params["mults"], nlohmann::json({1, 2, 4, 8}));
+  EXPECT_EQ(p->count_by_stage()["vae"], 2u * 4u * 5u * 3u);  // animals x sessions x models x seeds
+}
+
+TEST(SweepTest, GridIsCartesianAndLastAxisVariesFastest) {
+  auto p = expand_ok(kHead + "vae:\n  grid:\n    model: [vae, migvis]\n    epochs: [1, 2, 3]\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 6u);
+  EXPECT_EQ(v[0]->params["model"], "vae");
+  EXPECT_EQ(v[0]->params["epochs"], 1);
+  EXPECT_EQ(v[1]->params["epochs"], 2);
+  EXPECT_EQ(v[3]->params["model"], "migvis");
+  std::set<std::string> ids;
+  for (auto* j : v) ids.insert(j->job_id);
+  EXPECT_EQ(ids.size(), 6u);
+}
+
+TEST(SweepTest, ZipPairsListsInsteadOfCrossingThem) {
+  auto p = expand_ok(kHead + "vae:\n  zip:\n    w_kl: [0.001, 0.002]\n    w_tc: [1.0e-7, 4.0e-7]\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_DOUBLE_EQ(v[0]->params["w_kl"].get<double>(), 0.001);
+  EXPECT_DOUBLE_EQ(v[0]->params["w_tc"].get<double>(), 1e-7);
+  EXPECT_DOUBLE_EQ(v[1]->params["w_kl"].get<double>(), 0.002);
+  EXPECT_DOUBLE_EQ(v[1]->params["w_tc"].get<double>(), 4e-7);
+}
+
+TEST(SweepTest, UnionConcatenatesSubSweepsOverTheBase) {
+  auto p = expand_ok(kHead +
+                     "vae:\n  params: {epochs: 3}\n  union:\n    - params: {model: vae}\n"
+                     "    - grid: {model: [beta_vae], beta: [2, 4]}\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0]->params["model"], "vae");
+  EXPECT_FALSE(v[0]->params.contains("beta"));
+  EXPECT_EQ(v[2]->params["beta"], 4);
+  for (auto* j : v) EXPECT_EQ(j->params["epochs"], 3);
+}
+
+TEST(SweepTest, ChoiceLinspaceLogspace) {
+  auto p = expand_ok(kHead + "vae:\n  params:\n    recon: {choice: [mse, poisson]}\n    w_tc: {logspace: [-7, -5, 3]}\n"
+                             "    w_kl: {linspace: [0, 1, 3]}\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 2u * 3u * 3u);
+  std::set<double> tc, kl;
+  for (auto* j : v) {
+    tc.insert(j->params["w_tc"].get<double>());
+    kl.insert(j->params["w_kl"].get<double>());
+  }
+  EXPECT_EQ(tc, (std::set<double>{1e-7, 1e-6, 1e-5}));
+  EXPECT_EQ(kl, (std::set<double>{0.0, 0.5, 1.0}));
+}
+
+TEST(SweepTest, SeedsAndDerivedSeeds) {
+  auto p = expand_ok(kHead + "vae:\n  seeds: 3\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0]->seed, 1u);
+  EXPECT_EQ(v[2]->seed, 3u);
+  EXPECT_TRUE(v[0]->seed_given);
+  EXPECT_NE(v[0]->job_id, v[1]->job_id);
+  auto p2 = expand_ok(kHead + "vae:\n  seeds: [2024]\n");
+  EXPECT_EQ(of(p2, "vae")[0]->seed, 2024u);
+  // Without seeds the seed comes from the hash: stable, and differs between jobs.
+  auto p3 = expand_ok(kHead + "vae:\n  grid: {epochs: [1, 2]}\n");
+  auto v3 = of(p3, "vae");
+  EXPECT_FALSE(v3[0]->seed_given);
+  EXPECT_NE(v3[0]->seed, v3[1]->seed);
+  EXPECT_EQ(v3[0]->seed, std::stoull(v3[0]->hash.substr(0, 8), nullptr, 16) & 0x7fffffffULL);
+}
+
+TEST(SweepTest, ExcludeFiltersOwnAndUpstreamParams) {
+  auto p = expand_ok(kHead + "vae:\n  grid: {model: [vae, migvis], epochs: [1, 2]}\n  exclude:\n"
+                             "    - {model: vae, epochs: 2}\n");
+  EXPECT_EQ(of(p, "vae").size(), 3u);
+  auto p2 = expand_ok(kHead + "vae:\n  grid: {model: [vae, migvis]}\ncritic:\n  exclude: [{vae.model: vae}]\n");
+  auto c = of(p2, "critic");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(p2.jobs[c[0]->upstream.at("vae")].params["model"], "migvis");
+}
+
+TEST(SweepTest, InterpolationAndUpstreamAxes) {
+  // critic cannot read diffusion: not its upstream.
+  auto bad = expand_err(kHead + "vae: {}\ndiffusion: {params: {steps: 5}}\ncritic: {params: {epochs: \"${diffusion.steps}\"}}\n");
+  EXPECT_NE(bad.find("not upstream of critic"), std::string::npos) << bad;
+
+  auto ok = expand_ok(kHead +
+                      "vae:\n  grid: {groups: [2, 3]}\n  params: {epochs: \"${vae.groups}\", batch: \"${data.seed}\"}\n"
+                      "diffusion: {params: {steps: 5}}\ncritic: {params: {epochs: \"${vae.epochs}\"}}\n"
+                      "synthesis: {params: {gammas: [0, 1]}}\n");
+  auto v = of(ok, "vae");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0]->params["epochs"], 2);  // typed: a number, not the string "2"
+  EXPECT_EQ(v[0]->params["batch"], 1);
+  EXPECT_EQ(of(ok, "critic")[1]->params["epochs"], 3);
+  auto s = of(ok, "synthesis");
+  ASSERT_EQ(s.size(), 2u);
+  // groups: from_upstream (the default) = 1..G of *that* VAE.
+  EXPECT_EQ(s[0]->params["groups"], nlohmann::json({1, 2}));
+  EXPECT_EQ(s[1]->params["groups"], nlohmann::json({1, 2, 3}));
+}
+
+TEST(SweepTest, DiffusionIsSharedAndSynthesisWiresEveryInput) {
+  auto p = expand_ok(kHead + "vae: {grid: {model: [vae, migvis]}}\ndiffusion: {}\ncritic: {}\nsynthesis: {}\neval: {}\n");
+  ASSERT_EQ(of(p, "diffusion").size(), 1u);
+  auto s = of(p, "synthesis");
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0]->upstream.at("diffusion"), s[1]->upstream.at("diffusion"));
+  size_t i = s[0] - p.jobs.data();
+  auto spec = job_spec_for(p, i, "/r");
+  EXPECT_EQ(spec.inputs.size(), 4u);
+  EXPECT_EQ(spec.inputs["dataset"], "/r/jobs/data/" + p.jobs[s[0]->upstream.at("data")].job_id + "/dataset.h5");
+  EXPECT_EQ(spec.inputs["critic"], "/r/jobs/critic/" + p.jobs[s[0]->upstream.at("critic")].job_id);
+  EXPECT_EQ(spec.key.at("animal"), "a1");
+  // Ancestors precede their jobs (topological order).
+  for (size_t k = 0; k < p.jobs.size(); ++k)
+    for (auto& [st, u] : p.jobs[k].upstream) EXPECT_LT(u, k);
+}
+
+TEST(SweepTest, ChangingOneParamChangesOnlyThatJobAndItsDownstream) {
+  std::string a = kHead + "vae: {grid: {model: [vae, migvis]}, params: {epochs: 5}}\ndiffusion: {}\ncritic: {}\n";
+  std::string b = kHead + "vae: {grid: {model: [vae, migvis]}, params: {epochs: 6}}\ndiffusion: {}\ncritic: {}\n";
+  auto pa = expand_ok(a), pb = expand_ok(b);
+  ASSERT_EQ(pa.jobs.size(), pb.jobs.size());
+  for (size_t i = 0; i < pa.jobs.size(); ++i) {
+    bool same = pa.jobs[i].job_id == pb.jobs[i].job_id;
+    if (pa.jobs[i].stage == "data" || pa.jobs[i].stage == "diffusion")
+      EXPECT_TRUE(same) << pa.jobs[i].stage;
+    else
+      EXPECT_FALSE(same) << pa.jobs[i].stage;
+  }
+  // Resources are not hash inputs.
+  auto pc = expand_ok(kHead + "vae: {grid: {model: [vae, migvis]}, params: {epochs: 5}, resources: {threads: 4}}\n"
+                              "diffusion: {}\ncritic: {}\n");
+  for (size_t i = 0; i < pa.jobs.size(); ++i) EXPECT_EQ(pa.jobs[i].job_id, pc.jobs[i].job_id);
+  EXPECT_EQ(of(pc, "vae")[0]->resources.threads, 4);
+}
+
+TEST(SweepTest, SessionsPooledAllAndPerAnimal) {
+  auto p = expand_ok("sweep: t\nanimals: [a1, a2]\nsessions: pooled\ndata: {params: {preset: tiny}}\nvae: {}\n");
+  auto v = of(p, "vae");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0]->key.at("session"), "pooled");
+  auto p2 = expand_ok("sweep: t\nanimals: [a1, a2]\nsessions: {a1: [s1, s2], a2: [s3]}\ndata: {params: {preset: tiny}}\nvae: {}\n");
+  EXPECT_EQ(of(p2, "vae").size(), 3u);
+  auto p3 = expand_ok("sweep: t\nanimals: [a1]\nsessions: all\ndata: {params: {preset: default}}\nvae: {}\n");
+  EXPECT_EQ(of(p3, "vae").size(), 3u);
+  auto e = expand_err("sweep: t\nanimals: [a1]\nsessions: all\ndata: {params: {import: {format: npz, path: /x}}}\nvae: {}\n");
+  EXPECT_NE(e.find("sessions"), std::string::npos) << e;
+}
+
+// --- bad inputs ----------------------------------------------------------
+
+TEST(SweepBadInput, WrongTypeNamesFileLineAndKeyPath) {
+  std::string e = expand_err(kHead + "vae:\n  params:\n    beta: high\n");
+  EXPECT_EQ(e, "t.yaml:7: vae.params.beta: expected a number, got \"high\"");
+  e = expand_err(kHead + "vae:\n  grid:\n    epochs: [1, two]\n");
+  EXPECT_NE(e.find("t.yaml:7: vae.grid.epochs[1]: expected an integer, got \"two\""), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  params: {model: transformer}\n");
+  EXPECT_NE(e.find("one of vae|beta_vae|tcvae|migvis|migvis_unsup"), std::string::npos) << e;
+  e = expand_err("sweep: t\nmax_jobs: lots\ndata: {}\n");
+  EXPECT_NE(e.find("t.yaml:2: max_jobs: expected an integer"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, UnknownKeys) {
+  std::string e = expand_err(kHead + "vae:\n  params:\n    betta: 4\n");
+  EXPECT_NE(e.find("t.yaml:7: vae.params.betta: unknown vae parameter"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  gird: {}\n");
+  EXPECT_NE(e.find("t.yaml:6: vae.gird: unknown key"), std::string::npos) << e;
+  e = expand_err(kHead + "tables: {}\n");
+  EXPECT_NE(e.find("t.yaml:5: tables: unknown key"), std::string::npos) << e;
+  e = expand_err(kHead + "vae: {exclude: [{nope: 1}]}\n");
+  EXPECT_NE(e.find("unknown vae parameter"), std::string::npos) << e;
+  e = expand_err(kHead + "vae: {resources: {cores: 3}}\n");
+  EXPECT_NE(e.find("vae.resources.cores: unknown key"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, InterpolationCycle) {
+  std::string e = expand_err(kHead + "vae:\n  params:\n    epochs: \"${vae.batch}\"\n    batch: \"${vae.epochs}\"\n");
+  EXPECT_NE(e.find("interpolation cycle"), std::string::npos) << e;
+  EXPECT_NE(e.find("vae.batch -> vae.epochs -> vae.batch"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, MissingUpstream) {
+  std::string e = expand_err("sweep: t\nanimals: [a1]\nvae: {}\n");
+  EXPECT_NE(e.find("t.yaml:3: vae: missing upstream: vae needs the data stage"), std::string::npos) << e;
+  e = expand_err(kHead + "vae: {}\ncritic: {}\nsynthesis: {}\n");
+  EXPECT_NE(e.find("synthesis needs the diffusion stage"), std::string::npos) << e;
+  e = expand_err(kHead + "vae: {params: {epochs: \"${critic.steps}\"}}\n");
+  EXPECT_NE(e.find("stage critic is not defined"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, EmptyGrids) {
+  std::string e = expand_err(kHead + "vae:\n  grid:\n    epochs: []\n");
+  EXPECT_NE(e.find("t.yaml:7: vae.grid.epochs: empty axis"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  grid: {}\n");
+  EXPECT_NE(e.find("empty grid"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  grid: {epochs: {linspace: [1, 5, 0]}}\n");
+  EXPECT_NE(e.find("empty axis"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  grid: {model: [vae]}\n  exclude: [{model: vae}]\n");
+  EXPECT_NE(e.find("expands to no jobs"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  zip: {epochs: [1, 2], batch: [1]}\n");
+  EXPECT_NE(e.find("equal lengths"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, HugeGridsAreRefusedBeforeExpansion) {
+  // 10^10 combinations: must fail fast, not allocate.
+  std::string e = expand_err(kHead + "vae:\n  grid:\n" +
+                             "    w_kl: {linspace: [0, 1, 100000]}\n    w_tc: {linspace: [0, 1, 100000]}\n");
+  EXPECT_NE(e.find("more than the limit of 100000"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  seeds: 50\n", 20);
+  EXPECT_NE(e.find("limit of 20"), std::string::npos) << e;
+  e = expand_err("sweep: t\nmax_jobs: 5\nanimals: [a1]\nsessions: [s1]\ndata: {}\nvae: {seeds: 10}\n");
+  EXPECT_NE(e.find("limit of 5"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, PathTraversalThroughNamesIsRejected) {
+  for (std::string bad : {"../../etc", "a/b", "..", ".hidden", "/abs", "a b"}) {
+    std::string q = "\"" + bad + "\"";
+    std::string e = expand_err("sweep: " + q + "\ndata: {}\n");
+    EXPECT_NE(e.find("not a safe name"), std::string::npos) << bad << ": " << e;
+    e = expand_err("sweep: t\nanimals: [" + q + "]\nsessions: [s1]\ndata: {}\nvae: {}\n");
+    EXPECT_NE(e.find("animals[0]"), std::string::npos) << bad << ": " << e;
+    e = expand_err("sweep: t\nanimals: [a1]\nsessions: [" + q + "]\ndata: {}\nvae: {}\n");
+    EXPECT_NE(e.find("sessions[0]"), std::string::npos) << bad << ": " << e;
+    e = expand_err("sweep: t\ndata: {name: " + q + "}\n");
+    EXPECT_NE(e.find("data.name"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_TRUE(is_safe_name("a1"));
+  EXPECT_TRUE(is_safe_name("s1.v2-x"));
+  EXPECT_FALSE(is_safe_name(""));
+}
+
+TEST(SweepBadInput, InvalidYamlAndBadRanges) {
+  std::string e = expand_err("sweep: t\ndata: {params: [\n");
+  EXPECT_NE(e.find("invalid YAML"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  grid: {w_tc: {logspace: [-7, -5]}}\n");
+  EXPECT_NE(e.find("expected [start, stop, count]"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  grid: {w_tc: {geomspace: [1, 2, 3]}}\n");
+  EXPECT_NE(e.find("unknown range"), std::string::npos) << e;
+  e = expand_err("sweep: t\ndata: {params: {import: {format: npz}}}\n");
+  EXPECT_NE(e.find("data.params.import: expected a mapping {format"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace migvis::sweeps
