@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <iostream>
 
+#include "orchestrator/data/synth.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
 #include "tests/worker/toy_dataset.h"
@@ -60,6 +61,27 @@ TEST(StageVaeSlowTest, MigVisRecoversPlantedGroupsAndBeatsPlainVae) {
   EXPECT_GT(mv["mig_group"], va["mig_group"]);
   EXPECT_GT(mv["test_r2"], va["test_r2"] - 0.1);
   EXPECT_GT(va["test_r2"], 0.2);
+}
+
+// The synthetic generator's default preset (one animal, one session): 512 images
+// of 8 categories x 4 objects x 16 poses.
+TEST(StageVaeSlowTest, MigVisOnTheDefaultSyntheticPreset) {
+  migvis::testing::TempDir tmp;
+  data::SynthOptions so;
+  so.preset = "default";
+  so.seed = 3;
+  so.animals = 1;
+  so.sessions_per_animal = 1;
+  auto ds = data::synthesize(so);
+  ASSERT_TRUE(ds.ok()) << ds.status().to_string();
+  ASSERT_TRUE(data::write_dataset(*ds, tmp / "d.h5").ok());
+  auto mv = train(tmp / "d.h5", tmp / "migvis", "migvis");
+  auto va = train(tmp / "d.h5", tmp / "vae", "vae");
+  EXPECT_EQ(best_group_of(mv, "pose", 4), 1);
+  EXPECT_EQ(best_group_of(mv, "category", 4), 2);
+  EXPECT_GT(mv["recovery"], va["recovery"]);
+  EXPECT_GT(mv["mig_group"], va["mig_group"]);
+  EXPECT_GT(mv["test_r2"], va["test_r2"] - 0.1);
 }
 
 }  // namespace
