@@ -2,12 +2,14 @@
 #include <map>
 
 #include "worker/stage.h"
+#include "worker/stage_vae.h"
 
 namespace migvis::worker {
 
 namespace {
 const std::map<std::string, StageFn>& table() {
   static const std::map<std::string, StageFn> t = {
+      {"vae", run_vae_stage},
   };
   return t;
 }
