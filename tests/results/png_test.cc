@@ -1,0 +1,103 @@
+// PNG writing/reading: round trips, grid geometry and error paths.
+#include "results/png.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tests/test_util.h"
+
+namespace migvis {
+namespace {
+
+using migvis::testing::TempDir;
+
+TEST(PngTest, GrayRoundTripWithin8BitQuantisation) {
+  TempDir tmp;
+  const int h = 5, w = 7;
+  std::vector<float> px(h * w);
+  for (int i = 0; i < h * w; ++i) px[i] = static_cast<float>(i) / (h * w - 1);
+  ASSERT_TRUE(png::write_png_gray(tmp / "a.png", px.data(), h, w).ok());
+  EXPECT_FALSE(fs::exists(temp_path_for(tmp / "a.png")));
+  auto r = png::read_png(tmp / "a.png");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->shape, (std::vector<hsize_t>{1, 1, h, w}));
+  for (int i = 0; i < h * w; ++i) EXPECT_NEAR(r->data[i], px[i], 0.5f / 255.f + 1e-6f) << i;
+}
+
+TEST(PngTest, ValuesOutsideUnitRangeAreClamped) {
+  TempDir tmp;
+  std::vector<float> px = {-3.f, 2.f, NAN, 0.5f};
+  ASSERT_TRUE(png::write_png_gray(tmp / "c.png", px.data(), 2, 2).ok());
+  auto r = png::read_png(tmp / "c.png");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data[0], 0.f);
+  EXPECT_EQ(r->data[1], 1.f);
+  EXPECT_EQ(r->data[2], 0.f);
+  EXPECT_NEAR(r->data[3], 0.5f, 1.f / 255.f);
+}
+
+TEST(PngTest, GridGeometryPlacesEachImageInItsCell) {
+  TempDir tmp;
+  // 5 gray images 3x2, image i filled with value (i + 1) / 10; grid 2 x 3, pad 2, scale 2.
+  const int n = 5, h = 3, w = 2, rows = 2, cols = 3, pad = 2, scale = 2;
+  h5::Array<float> imgs({n, 1, h, w});
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < h * w; ++p) imgs.data[i * h * w + p] = (i + 1) / 10.f;
+  ASSERT_TRUE(png::write_png_grid(tmp / "g.png", imgs, rows, cols, pad, scale).ok());
+  auto r = png::read_png(tmp / "g.png");
+  ASSERT_TRUE(r.ok());
+  const int out_h = rows * (h * scale + pad) + pad, out_w = cols * (w * scale + pad) + pad;
+  ASSERT_EQ(r->shape, (std::vector<hsize_t>{1, 1, static_cast<hsize_t>(out_h), static_cast<hsize_t>(out_w)}));
+  auto at = [&](int y, int x) { return r->data[y * out_w + x]; };
+  for (int i = 0; i < rows * cols; ++i) {
+    int y0 = pad + (i / cols) * (h * scale + pad), x0 = pad + (i % cols) * (w * scale + pad);
+    float want = i < n ? (i + 1) / 10.f : 1.f;  // empty cells stay white
+    EXPECT_NEAR(at(y0, x0), want, 1.f / 255.f) << "cell " << i;
+    EXPECT_NEAR(at(y0 + h * scale - 1, x0 + w * scale - 1), want, 1.f / 255.f) << "cell " << i;
+    EXPECT_EQ(at(y0 - 1, x0), 1.f) << "padding above cell " << i;
+  }
+  EXPECT_EQ(at(0, 0), 1.f);
+}
+
+TEST(PngTest, RgbGridRoundTripKeepsChannels) {
+  TempDir tmp;
+  h5::Array<float> imgs({1, 3, 2, 2});
+  for (int p = 0; p < 4; ++p) {
+    imgs.data[p] = 1.f;       // red
+    imgs.data[4 + p] = 0.f;   // green
+    imgs.data[8 + p] = 0.4f;  // blue
+  }
+  ASSERT_TRUE(png::write_png_grid(tmp / "rgb.png", imgs, 1, 1, 0, 1).ok());
+  auto r = png::read_png(tmp / "rgb.png");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->shape, (std::vector<hsize_t>{1, 3, 2, 2}));
+  for (size_t i = 0; i < imgs.data.size(); ++i) EXPECT_NEAR(r->data[i], imgs.data[i], 1.f / 255.f) << i;
+}
+
+TEST(PngTest, ErrorsNameTheProblem) {
+  TempDir tmp;
+  h5::Array<float> imgs({4, 1, 2, 2});
+  auto st = png::write_png_grid(tmp / "x.png", imgs, 1, 3, 1, 1);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("4 images"), std::string::npos) << st.message();
+  h5::Array<float> two({4, 2, 2, 2});
+  st = png::write_png_grid(tmp / "x.png", two, 2, 2, 1, 1);
+  EXPECT_NE(st.message().find("channels"), std::string::npos) << st.message();
+  EXPECT_FALSE(fs::exists(tmp / "x.png"));
+
+  std::vector<float> px(4, 0.5f);
+  st = png::write_png_gray("/proc/no-such-dir/a.png", px.data(), 2, 2);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("/proc/no-such-dir"), std::string::npos) << st.message();
+
+  auto r = png::read_png(tmp / "missing.png");
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(write_file_atomic(tmp / "junk.png", "not a png").ok());
+  r = png::read_png(tmp / "junk.png");
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("junk.png"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace migvis
