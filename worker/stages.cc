@@ -5,9 +5,12 @@
 
 namespace migvis::worker {
 
+Status run_diffusion_stage(StageContext& ctx);  // worker/stage_diffusion.cc
+
 namespace {
 const std::map<std::string, StageFn>& table() {
   static const std::map<std::string, StageFn> t = {
+      {"diffusion", run_diffusion_stage},
   };
   return t;
 }
