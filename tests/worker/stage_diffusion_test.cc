@@ -58,6 +58,7 @@ TEST(StageDiffusionTest, TinyJobEndToEnd) {
   EXPECT_EQ(res->status, "ok");
   EXPECT_GT(res->metrics.at("final_loss"), 0.0);
   EXPECT_TRUE(fs::exists(job / "ckpt/step_3.pt"));
+  EXPECT_GT(fs::file_size(job / "samples.png"), 0u);
   auto prog = schema::read_progress(job);
   ASSERT_TRUE(prog.ok());
   EXPECT_EQ(prog->step, 6);

