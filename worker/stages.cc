@@ -6,10 +6,13 @@
 
 namespace migvis::worker {
 
+Status run_diffusion_stage(StageContext& ctx);  // worker/stage_diffusion.cc
+
 namespace {
 const std::map<std::string, StageFn>& table() {
   static const std::map<std::string, StageFn> t = {
       {"vae", run_vae_stage},
+      {"diffusion", run_diffusion_stage},
   };
   return t;
 }
