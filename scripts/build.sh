@@ -8,6 +8,9 @@ BUILD=${MIGVIS_BUILD_DIR:-$HERE/build}
 JOBS=${MIGVIS_JOBS:-$(nproc)}
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Relative paths in the cache key: a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$HERE}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 if [ ! -f "$BUILD/build.ninja" ] || [ $# -gt 0 ]; then
   cmake -S "$HERE" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=${MIGVIS_BUILD_TYPE:-Release} "$@" >/dev/null
 fi

@@ -77,7 +77,9 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   MIGVIS_ASSIGN_OR_RETURN(t.log_every, p.get_int("log_every", t.log_every));
   MIGVIS_ASSIGN_OR_RETURN(s.checkpoint_every, p.get_int("checkpoint_every", s.checkpoint_every));
   MIGVIS_ASSIGN_OR_RETURN(s.sample_count, p.get_int("sample_count", s.sample_count));
-  MIGVIS_ASSIGN_OR_RETURN(s.sample_steps, p.get_int("sample_steps", s.sample_steps));
+  // Default: 50 DDIM steps, or every step of a shorter schedule.
+  MIGVIS_ASSIGN_OR_RETURN(s.sample_steps,
+                          p.get_int("sample_steps", std::min<int64_t>(s.sample_steps, s.schedule.timesteps)));
   MIGVIS_ASSIGN_OR_RETURN(s.sample_eta, p.get_double("sample_eta", s.sample_eta));
   t.seed = spec.seed;
   if (s.checkpoint_every < 0) return Status::InvalidArgument("job.yaml: params.checkpoint_every: expected >= 0");
