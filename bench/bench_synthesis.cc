@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   crit->eval();
   for (auto& p : crit->parameters()) p.set_requires_grad(false);
   synthesis::EpsFn eps = [&](const torch::Tensor& x, int64_t t) { return model->forward(x, t); };
-  auto abar = torch::cumprod(1 - torch::linspace(1e-4, 0.02, 150, torch::kFloat64) * 7.5, 0);
+  diffusion::NoiseSchedule abar;  // T = 150, sigmoid: the paper's
   synthesis::GuidedBatch b;
   b.x_source = torch::rand({items, 1, 32, 32}) * 2 - 1;
   b.z_cand = torch::randn({items, 11, 6});

@@ -1,7 +1,11 @@
 // migvis data ...: dataset commands (schemas/dataset.md).
 #include <fmt/format.h>
 
+#include "migvis_build_info.h"
 #include "orchestrator/cli.h"
+#include "orchestrator/data/data_job.h"
+#include "orchestrator/data/import.h"
+#include "orchestrator/data/synth.h"
 #include "results/dataset_io.h"
 
 namespace migvis::orch {
@@ -40,6 +44,35 @@ Status inspect(const std::string& path) {
   return Status::Ok();
 }
 
+Status synth(const data::SynthOptions& o, const std::string& out) {
+  MIGVIS_ASSIGN_OR_RETURN(data::Dataset d, data::synthesize(o));
+  MIGVIS_RETURN_IF_ERROR(data::write_dataset(d, out));
+  size_t neurons = 0;
+  for (auto& s : d.sessions) neurons += s.num_neurons();
+  fmt::print("wrote {}: {} images {}x{}, {} animals, {} sessions, {} neuron recordings ({})\n", out, d.num_images(),
+             d.images.dim(2), d.images.dim(3), d.animals().size(), d.sessions.size(), neurons, d.source);
+  return Status::Ok();
+}
+
+Status import_file(const data::ImportOptions& o, const std::string& out) {
+  MIGVIS_ASSIGN_OR_RETURN(data::Dataset d, data::import_dataset(o));
+  MIGVIS_RETURN_IF_ERROR(data::write_dataset(d, out));
+  size_t neurons = 0;
+  for (auto& s : d.sessions) neurons += s.num_neurons();
+  fmt::print("wrote {}: {} images, {} factors, {} animals, {} sessions, {} neurons ({})\n", out, d.num_images(),
+             d.factors.size(), d.animals().size(), d.sessions.size(), neurons, d.source);
+  return Status::Ok();
+}
+
+Status run_job(const std::string& dir) {
+  std::map<std::string, std::string> versions = {{"migvis", MIGVIS_VERSION}, {"git", MIGVIS_GIT_COMMIT},
+                                                 {"torch", "none"}, {"mpi", "none"}, {"cuda", "none"},
+                                                 {"nccl", "none"}};
+  Status st = data::run_data_job(dir, versions);
+  if (st.ok()) fmt::print("data job {} done: {}\n", dir, (fs::path(dir) / data::kDatasetFile).string());
+  return st;
+}
+
 }  // namespace
 
 void register_data_commands(CLI::App& app, CommandStatus* out) {
@@ -50,6 +83,59 @@ void register_data_commands(CLI::App& app, CommandStatus* out) {
   auto path = std::make_shared<std::string>();
   insp->add_option("file", *path, "dataset HDF5 file")->required();
   insp->callback([out, path] { out->set(inspect(*path)); });
+
+  auto* syn = data->add_subcommand("synth", "Generate a seeded synthetic IT experiment with planted latent structure");
+  auto so = std::make_shared<data::SynthOptions>();
+  auto syn_out = std::make_shared<std::string>();
+  syn->add_option("--out", *syn_out, "output dataset HDF5 file (written atomically)")->required();
+  syn->add_option("--seed", so->seed, "random seed (same seed, same file contents)");
+  syn->add_option("--preset", so->preset, "tiny (64 images), default (512 images, 32 px) or paper (5760 images, 128 px)")
+      ->check(CLI::IsMember({"tiny", "default", "paper"}));
+  syn->add_option("--image-size", so->image_size_px, "override: image side in pixels");
+  syn->add_option("--categories", so->categories, "override: number of categories (2..8)");
+  syn->add_option("--objects", so->objects_per_category, "override: objects per category (1..16)");
+  syn->add_option("--poses", so->poses_per_object, "override: views per object");
+  syn->add_option("--animals", so->animals, "override: number of animals");
+  syn->add_option("--sessions", so->sessions_per_animal, "override: sessions per animal");
+  syn->add_option("--min-neurons", so->min_neurons, "override: fewest neurons in a session");
+  syn->add_option("--max-neurons", so->max_neurons, "override: most neurons in a session");
+  syn->add_option("--repeats", so->repeats, "override: presentations of each image per session");
+  syn->callback([out, so, syn_out] { out->set(synth(*so, *syn_out)); });
+
+  auto* imp = data->add_subcommand("import", "Convert a Brain-Score assembly, an NWB file or a migvis file into a "
+                                               "migvis dataset (mappings: schemas/import.md)");
+  auto io = std::make_shared<data::ImportOptions>();
+  auto imp_in = std::make_shared<std::string>();
+  auto imp_out = std::make_shared<std::string>();
+  imp->add_option("--format", io->format, "brainscore | nwb | hdf5")->required()
+      ->check(CLI::IsMember({"brainscore", "nwb", "hdf5"}));
+  imp->add_option("input", *imp_in, "input file (netCDF-4 assembly, NWB or migvis HDF5)")->required();
+  imp->add_option("--out", *imp_out, "output dataset HDF5 file (written atomically; untouched on error)")->required();
+  imp->add_option("--stimuli", io->stimuli_csv, "brainscore: stimulus set CSV (stimulus_id|image_id, filename, ...)");
+  imp->add_option("--images", io->images_dir, "brainscore: directory of the image files (default: the CSV's)");
+  imp->add_option("--variable", io->variable, "brainscore: data variable name (default: the only one)");
+  imp->add_option("--region", io->region, "brainscore: keep neuroids of this region ('' = all); nwb: region label")
+      ->capture_default_str();
+  imp->add_option("--time-bin", io->time_bin, "brainscore: use this time bin index (default: average all)");
+  imp->add_option("--image-size", io->image_size_px, "brainscore: resample images to N x N");
+  imp->add_option("--t-start-ms", io->t_start_ms, "nwb: counting window start after each presentation")
+      ->capture_default_str();
+  imp->add_option("--t-stop-ms", io->t_stop_ms, "nwb: counting window end")->capture_default_str();
+  imp->add_option("--intervals", io->intervals, "nwb: /intervals/<name> table of presentations");
+  imp->add_option("--stimulus", io->stimulus, "nwb: /stimulus/presentation|templates/<name> images");
+  imp->add_option("--stimulus-column", io->stimulus_column, "nwb: intervals column giving the image index or id");
+  imp->add_option("--animal", io->animal, "animal name (overrides the file's; brainscore: keep only this animal)");
+  imp->add_option("--session", io->session, "session name (overrides the file's)");
+  imp->callback([out, io, imp_in, imp_out] {
+    io->input = *imp_in;
+    out->set(import_file(*io, *imp_out));
+  });
+
+  auto* rj = data->add_subcommand("run-job", "Run one `data` stage job directory (schemas/job.md): writes dataset.h5, "
+                                             "stimuli.png and result.yaml");
+  auto job_dir = std::make_shared<std::string>();
+  rj->add_option("dir", *job_dir, "job directory holding job.yaml")->required();
+  rj->callback([out, job_dir] { out->set(run_job(*job_dir)); });
 }
 
 }  // namespace migvis::orch

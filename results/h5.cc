@@ -209,6 +209,42 @@ Result<TypeInfo> Location::type_info(const std::string& path) const {
   return describe_type(t.id());
 }
 
+Result<std::vector<std::string>> Location::dimension_scales(const std::string& path) const {
+  silence_hdf5_errors();
+  if (!exists(path)) return Status::NotFound(where(path) + ": no such dataset");
+  Handle ds(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT));
+  if (!ds.valid()) return Status::InvalidArgument(where(path) + ": expected a dataset");
+  std::vector<std::string> out;
+  if (H5Aexists(ds.id(), "DIMENSION_LIST") <= 0) return out;
+  Handle at(H5Aopen(ds.id(), "DIMENSION_LIST", H5P_DEFAULT));
+  Handle space(H5Aget_space(at.id()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  Handle ftype(H5Aget_type(at.id()));
+  if (n < 0 || H5Tget_class(ftype.id()) != H5T_VLEN)
+    return Status::InvalidArgument(where(path) + "@DIMENSION_LIST: expected a list of object references");
+  Handle mtype(H5Tvlen_create(H5T_STD_REF_OBJ));
+  std::vector<hvl_t> buf(static_cast<size_t>(n));
+  if (H5Aread(at.id(), mtype.id(), buf.data()) < 0)
+    return Status::DataLoss(where(path) + "@DIMENSION_LIST: cannot read: " + hdf5_error_text());
+  for (auto& v : buf) {
+    std::string name;
+    if (v.len > 0 && v.p) {
+      Handle obj(H5Rdereference2(ds.id(), H5P_DEFAULT, H5R_OBJECT, static_cast<hobj_ref_t*>(v.p)));
+      if (obj.valid()) {
+        ssize_t len = H5Iget_name(obj.id(), nullptr, 0);
+        if (len > 0) {
+          name.resize(static_cast<size_t>(len) + 1);
+          H5Iget_name(obj.id(), name.data(), name.size());
+          name.resize(static_cast<size_t>(len));
+        }
+      }
+    }
+    out.push_back(name);
+  }
+  H5Dvlen_reclaim(mtype.id(), space.id(), H5P_DEFAULT, buf.data());
+  return out;
+}
+
 template <typename T>
 Status Location::write(const std::string& path, const Array<T>& a, const WriteOptions& o) const {
   silence_hdf5_errors();

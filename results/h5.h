@@ -124,6 +124,12 @@ class Location {
   Result<std::vector<hsize_t>> shape(const std::string& path) const;
   Result<TypeInfo> type_info(const std::string& path) const;
 
+  // netCDF-4 / HDF5 dimension scales (the DIMENSION_LIST attribute written by
+  // H5DS and netCDF): for each dimension of the dataset at `path`, the absolute
+  // path of the first attached scale ("" where none is attached). Empty vector
+  // when the dataset has no DIMENSION_LIST. NotFound if `path` does not exist.
+  Result<std::vector<std::string>> dimension_scales(const std::string& path) const;
+
   // Attributes on the object at `obj` ("." = this location).
   template <typename T>
   Status set_attr(const std::string& obj, const std::string& name, const T& value) const;

@@ -38,7 +38,7 @@ Status run_synthesis_stage(StageContext& ctx) {
   using namespace synthesis;
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"groups", "gammas", "pairs", "seeds", "edit_t", "steps", "eta", "negatives",
-                                        "mode", "chunk", "clip"}));
+                                        "mode", "chunk", "clip", "sampler"}));
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path diff_dir, require_input(ctx.spec, "diffusion"));
@@ -53,7 +53,7 @@ Status run_synthesis_stage(StageContext& ctx) {
     return Status::InvalidArgument(fmt::format("critic {} has {} groups x {} dims but VAE {} has {} x {}",
                                                critic_dir.string(), crit->options.groups, crit->options.group_rank,
                                                vae_dir.string(), vae.groups, vae.group_rank));
-  const int64_t T = model.alphas_cumprod.size(0);
+  const int64_t T = model.schedule.timesteps();
   std::vector<int64_t> all_groups;
   for (int64_t g = 1; g <= vae.groups; ++g) all_groups.push_back(g);
   MIGVIS_ASSIGN_OR_RETURN(auto groups, p.get_ints("groups", all_groups));
@@ -67,6 +67,10 @@ Status run_synthesis_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(go.clip_x0, p.get_bool("clip", true));
   MIGVIS_ASSIGN_OR_RETURN(std::string mode, p.get_string("mode", "sdedit"));
   MIGVIS_ASSIGN_OR_RETURN(go.mode, parse_start_mode(mode));
+  MIGVIS_ASSIGN_OR_RETURN(std::string sampler, p.get_string("sampler", "ddim"));
+  if (sampler != "ddim" && sampler != "ddpm")
+    return Status::InvalidArgument("job.yaml: params.sampler: expected ddim or ddpm, got \"" + sampler + "\"");
+  go.ddpm = sampler == "ddpm";
   MIGVIS_ASSIGN_OR_RETURN(int64_t k_neg, p.get_int("negatives", 10));
   MIGVIS_ASSIGN_OR_RETURN(int64_t chunk, p.get_int("chunk", 64));
   const int64_t n_lat = vae.latents.size(0);
@@ -131,7 +135,7 @@ Status run_synthesis_stage(StageContext& ctx) {
   for (int64_t c0 = 0; c0 < B; c0 += chunk) {
     if (ctx.should_stop()) return Status::Unavailable("synthesis stopped on request before finishing (no checkpoint; rerun)");
     auto part = grid.slice(c0, std::min(B, c0 + chunk));
-    auto x = guided_edit(model.eps, crit, model.alphas_cumprod, part, go);
+    auto x = guided_edit(model.eps, crit, model.schedule, part, go);
     out_mi.push_back(reached_mi(crit, x, part));
     out_x.push_back(((x + 1) * 0.5).clamp(0, 1).contiguous());
     if (ctx.comm->is_root())

@@ -37,5 +37,55 @@ TEST(CliTest, InspectMissingAndCorruptFiles) {
   EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
 }
 
+TEST(CliTest, SynthWritesAValidDatasetAndIsDeterministic) {
+  migvis::testing::TempDir tmp;
+  const std::string bin = migvis::testing::migvis_bin();
+  auto r = run_command(bin + " data synth --preset tiny --seed 5 --out " + (tmp / "a.h5").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(bin + " data synth --preset tiny --seed 5 --out " + (tmp / "b.h5").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto a = data::read_dataset(tmp / "a.h5"), b = data::read_dataset(tmp / "b.h5");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->images.data, b->images.data);
+  EXPECT_EQ(a->sessions[0].counts.data, b->sessions[0].counts.data);
+  r = run_command(bin + " data inspect " + (tmp / "a.h5").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("truth"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, SynthBadArgumentsExit64Or65) {
+  migvis::testing::TempDir tmp;
+  const std::string bin = migvis::testing::migvis_bin();
+  EXPECT_EQ(run_command(bin + " data synth --preset huge --out " + (tmp / "x.h5").string()).exit_code, 64);
+  EXPECT_EQ(run_command(bin + " data synth").exit_code, 64);  // --out is required
+  auto r = run_command(bin + " data synth --preset tiny --categories 30 --out " + (tmp / "x.h5").string());
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  EXPECT_NE(r.output.find("categories"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "x.h5"));
+}
+
+TEST(CliTest, RunJobExitCodes) {
+  migvis::testing::TempDir tmp;
+  const std::string bin = migvis::testing::migvis_bin();
+  auto job = [&](const std::string& name, const std::string& params) {
+    fs::path dir = tmp / name;
+    EXPECT_TRUE(write_file_atomic(dir / "job.yaml", "format: migvis-job/1\njob_id: 0011223344556677\nhash: h\n"
+                                  "stage: data\nsweep: t\nkey: {dataset: d}\nseed: 1\nparams: " + params +
+                                  "\ninputs: {}\n").ok());
+    return dir.string();
+  };
+  auto r = run_command(bin + " data run-job " + job("ok", "{preset: tiny}"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(tmp / "ok" / "dataset.h5"));
+  EXPECT_TRUE(fs::exists(tmp / "ok" / "result.yaml"));
+  r = run_command(bin + " data run-job " + job("bad", "{preset: tiny, colour: red}"));
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  EXPECT_NE(r.output.find("colour"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(tmp / "bad" / "result.yaml"));
+  EXPECT_FALSE(fs::exists(tmp / "bad" / "dataset.h5"));
+  r = run_command(bin + " data run-job " + (tmp / "nojob").string());
+  EXPECT_EQ(r.exit_code, 66) << r.output;
+}
+
 }  // namespace
 }  // namespace migvis

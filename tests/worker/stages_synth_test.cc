@@ -94,10 +94,9 @@ class StagesTest : public ::testing::Test {
       auto af = h5::AtomicFile::create(tmp_ / "diffusion" / "out.h5");
       ASSERT_TRUE(af.ok());
       auto& f = (*af)->file();
-      std::vector<double> abar;
-      double a = 1;
-      for (int t = 0; t < 20; ++t) { a *= 1 - (1e-3 + (0.2 - 1e-3) * t / 19.0); abar.push_back(a); }
-      ASSERT_TRUE(f.write_vector("schedule/alphas_cumprod", abar).ok());
+      ASSERT_TRUE(f.require_group("schedule").ok());
+      ASSERT_TRUE(f.set_attr<int64_t>("schedule", "T", 20).ok());
+      ASSERT_TRUE(f.set_attr<std::string>("schedule", "schedule", "linear").ok());
       ASSERT_TRUE(f.set_attr<int64_t>("schedule", "image_size", kS).ok());
       ASSERT_TRUE(f.set_attr<int64_t>("schedule", "channels", 1).ok());
       ASSERT_TRUE((*af)->commit().ok());

@@ -2,11 +2,12 @@
 // alphas_cumprod and the image geometry, loaded from a diffusion job directory.
 //
 // Supported layouts of `diffusion_dir`:
+//  - the `diffusion` stage's output (model.pt + out.h5:/config), through
+//    diffusion::load_diffusion; the EMA UNet's eps, pred_v aware;
 //  - `eps_model.ts` (TorchScript, forward(x: Tensor[B, C, H, W] in [-1, 1],
-//    t: Tensor[B] int64) -> eps) with `out.h5:/schedule/alphas_cumprod` float64 [T]:
-//    a user-supplied model (also what the tests build);
-//  - the `diffusion` stage's own output (model.pt + out.h5:/config), through
-//    worker/diffusion's loader once that branch is merged (INTERIM: not yet).
+//    t: Tensor[B] int64) -> eps) with attrs on `out.h5:/schedule`: T (int),
+//    schedule (linear | cosine | sigmoid), image_size, channels: a user-supplied
+//    model (the stage tests script a tiny one).
 #pragma once
 
 #include <memory>
@@ -23,7 +24,7 @@ inline constexpr const char* kScriptedEpsFile = "eps_model.ts";
 
 struct EpsModel {
   EpsFn eps;                    // differentiable w.r.t. x_t
-  torch::Tensor alphas_cumprod; // [T] float64
+  diffusion::NoiseSchedule schedule;
   int64_t image_size_px = 0;
   int64_t channels = 0;
   std::shared_ptr<void> owner;  // keeps the module alive

@@ -24,14 +24,16 @@
 #include <torch/torch.h>
 
 #include "worker/critic/critic.h"
+#include "worker/diffusion/sampler.h"
+#include "worker/diffusion/schedule.h"
 
 namespace migvis::worker::synthesis {
 
-// The diffusion model as the sampler sees it (same shape as worker/diffusion's
-// EpsFn): x_t [B, C, H, W] in diffusion space at integer step t (0-based, < T,
-// the same for the batch) -> predicted noise [B, C, H, W]. Must be differentiable
-// w.r.t. x_t (no NoGradGuard inside) for guidance.
-using EpsFn = std::function<torch::Tensor(const torch::Tensor& x_t, int64_t t)>;
+// The diffusion model as the sampler sees it (worker/diffusion's EpsFn): x_t
+// [B, C, H, W] in diffusion space at integer step t (0-based, < T, the same for
+// the batch) -> predicted noise [B, C, H, W]. Must be differentiable w.r.t. x_t
+// for guidance (diffusion::unet_eps_fn(unet, schedule, /*no_grad=*/false)).
+using EpsFn = diffusion::EpsFn;
 
 enum class StartMode { kSdedit, kInvert };
 Result<StartMode> parse_start_mode(const std::string& s);  // "sdedit" | "invert"
@@ -40,6 +42,7 @@ struct GuidedOptions {
   int64_t edit_t = 135;   // start step (0-based, < T)
   int64_t steps = 27;     // reverse steps from edit_t down to 0
   double eta = 0.0;       // DDIM eta (0 = deterministic, 1 ~ DDPM ancestral)
+  bool ddpm = false;      // DDPM ancestral steps t -> t - 1 instead of DDIM (steps ignored)
   StartMode mode = StartMode::kSdedit;
   bool clip_x0 = true;    // clip x0_hat to [-1, 1]
 };
@@ -54,27 +57,29 @@ struct GuidedBatch {
   GuidedBatch slice(int64_t begin, int64_t end) const;  // items [begin, end)
 };
 
-// `steps` + 1 timesteps strictly descending from edit_t to -1 (clean data); pairs
-// (seq[i], seq[i+1]) are the (t, t_prev) of each reverse step. steps is capped at edit_t + 1.
+// diffusion::ddim_timesteps(edit_t, steps) with steps capped at edit_t + 1:
+// steps + 1 values strictly descending from edit_t to -1 (clean data).
 std::vector<int64_t> edit_timesteps(int64_t edit_t, int64_t steps);
 
 // Per-item guidance loss of x0_hat [B, C, H, W] in [-1, 1] -> [B].
 torch::Tensor guidance_losses(critic::Critic& critic, const torch::Tensor& x0_hat, const torch::Tensor& z_cand,
                               const torch::Tensor& group);
 
-// One guided noise prediction at step t (abar_t = alphas_cumprod[t]).
+// One guided noise prediction at step t.
 struct GuidedEps {
   torch::Tensor eps;        // [B, C, H, W] guided eps' (= eps where gamma == 0)
   torch::Tensor eps_model;  // [B, C, H, W] the model's eps
   torch::Tensor grad;       // [B, C, H, W] dL/dx_t (zeros when every gamma is 0)
   torch::Tensor loss;       // [B] L_i at x_t (undefined when every gamma is 0)
 };
-GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const torch::Tensor& x_t, int64_t t, double abar_t,
-                     const GuidedBatch& b, bool clip_x0);
+GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
+                     const torch::Tensor& x_t, int64_t t, const GuidedBatch& b, bool clip_x0);
 
 // Runs the edit for every item; returns x_0 [B, C, H, W] in [-1, 1] (clipped).
-// alphas_cumprod: [T] float64. Uses the DDIM update of worker/diffusion with eps'.
-torch::Tensor guided_edit(const EpsFn& model, critic::Critic& critic, const torch::Tensor& alphas_cumprod,
+// Start: SDEdit q_sample to edit_t with the item's first noise draw, or
+// diffusion::ddim_invert_step up the same timesteps. Reverse: diffusion::ddim_step
+// (or ddpm_step) with eps'; eta noise drawn per item after the start noise.
+torch::Tensor guided_edit(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
                           const GuidedBatch& b, const GuidedOptions& o);
 
 // Critic MI bound each item reached: log(1 + K) - L_i at x0 [B, C, H, W] in [-1, 1] -> [B].

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "worker/diffusion/sampler.h"
+
 namespace migvis::worker::synthesis {
 namespace {
 
@@ -25,7 +27,7 @@ TORCH_MODULE(TinyEps);
 struct Fixture {
   TinyEps eps_net;
   critic::Critic critic{nullptr};
-  torch::Tensor abar;
+  diffusion::NoiseSchedule sched;
   EpsFn eps;
   explicit Fixture(torch::Dtype dt) {
     torch::manual_seed(0);
@@ -36,7 +38,10 @@ struct Fixture {
     critic = *critic::make_critic(o);
     critic->to(dt);
     critic->eval();
-    abar = torch::cumprod(1 - torch::linspace(1e-3, 0.2, 20, torch::kFloat64), 0);
+    diffusion::ScheduleOptions so;
+    so.timesteps = 20;
+    so.schedule = diffusion::BetaSchedule::kLinear;
+    sched = diffusion::NoiseSchedule(so);
     eps = [this](const torch::Tensor& x, int64_t t) { return eps_net->forward(x, t); };
   }
   GuidedBatch batch(int64_t n, torch::Dtype dt, std::vector<double> gammas, uint64_t seed = 5) {
@@ -55,9 +60,9 @@ TEST(GuidedTest, GuidanceGradientMatchesCentralDifferences) {
   Fixture f(torch::kFloat64);
   auto b = f.batch(2, torch::kFloat64, {1.0, 1.0});
   const int64_t t = 12;
-  const double a = f.abar[t].item<double>();
+  const double a = f.sched.abar(t);
   auto x_t = torch::randn({2, 1, 8, 8}, torch::kFloat64) * 0.3;
-  auto ge = guided_eps(f.eps, f.critic, x_t, t, a, b, /*clip_x0=*/false);
+  auto ge = guided_eps(f.eps, f.critic, f.sched, x_t, t, b, /*clip_x0=*/false);
   auto total = [&](const torch::Tensor& x) {
     torch::NoGradGuard ng;
     auto eps = f.eps(x, t);
@@ -86,9 +91,9 @@ TEST(GuidedTest, GuidedStepLowersTheInfoNceLossOfX0Hat) {
   Fixture f(torch::kFloat64);
   auto b = f.batch(8, torch::kFloat64, std::vector<double>(8, 0.5));
   const int64_t t = 10;
-  const double a = f.abar[t].item<double>();
+  const double a = f.sched.abar(t);
   auto x_t = torch::randn({8, 1, 8, 8}, torch::kFloat64) * 0.3;
-  auto ge = guided_eps(f.eps, f.critic, x_t, t, a, b, false);
+  auto ge = guided_eps(f.eps, f.critic, f.sched, x_t, t, b, false);
   auto x0_of = [&](const torch::Tensor& e) { return (x_t - std::sqrt(1 - a) * e) / std::sqrt(a); };
   torch::NoGradGuard ng;
   auto l_plain = guidance_losses(f.critic, x0_of(ge.eps_model), b.z_cand, b.group);
@@ -106,7 +111,7 @@ TEST(GuidedTest, WholeEditRaisesReachedMiMonotonicallyInGamma) {
   double prev = -1e9;
   for (double gm : {0.0, 2.0, 10.0, 50.0}) {
     auto b = f.batch(8, torch::kFloat64, std::vector<double>(8, gm));
-    double mi = reached_mi(f.critic, guided_edit(f.eps, f.critic, f.abar, b, o), b).mean().item<double>();
+    double mi = reached_mi(f.critic, guided_edit(f.eps, f.critic, f.sched, b, o), b).mean().item<double>();
     EXPECT_GT(mi, prev + 5e-7) << "gamma " << gm;
     prev = mi;
   }
@@ -119,12 +124,33 @@ TEST(GuidedTest, GammaZeroItemsEqualUnguidedDdimExactly) {
     o.edit_t = 15; o.steps = 6; o.eta = 0.5; o.mode = mode;
     auto mixed = f.batch(4, torch::kFloat32, {0.0, 3.0, 0.0, 3.0});
     auto plain = f.batch(4, torch::kFloat32, {0.0, 0.0, 0.0, 0.0});
-    auto xm = guided_edit(f.eps, f.critic, f.abar, mixed, o);
-    auto xp = guided_edit(f.eps, f.critic, f.abar, plain, o);
+    auto xm = guided_edit(f.eps, f.critic, f.sched, mixed, o);
+    auto xp = guided_edit(f.eps, f.critic, f.sched, plain, o);
     EXPECT_TRUE(torch::equal(xm[0], xp[0]));
     EXPECT_TRUE(torch::equal(xm[2], xp[2]));
     EXPECT_GT((xm[1] - xp[1]).abs().max().item<double>(), 1e-4);  // guidance did something
   }
+}
+
+TEST(GuidedTest, GammaZeroEqualsDiffusionDdimSample) {
+  // Unguided reference: worker/diffusion's own DDIM loop from the same SDEdit start.
+  Fixture f(torch::kFloat32);
+  GuidedOptions o;
+  o.edit_t = 15; o.steps = 6; o.eta = 0.0;
+  auto b = f.batch(3, torch::kFloat32, {0.0, 0.0, 0.0});
+  auto x = guided_edit(f.eps, f.critic, f.sched, b, o);
+  std::vector<torch::Tensor> start;
+  for (int64_t i = 0; i < 3; ++i) {
+    auto g = at::detail::createCPUGenerator(b.noise_seed[i]);
+    start.push_back(torch::randn({1, 8, 8}, g, torch::kFloat32));
+  }
+  const double a = f.sched.abar(15);
+  auto x_start = std::sqrt(a) * b.x_source + std::sqrt(1 - a) * torch::stack(start);
+  diffusion::DdimOptions d;
+  d.steps = 6; d.eta = 0; d.t_start = 15;
+  torch::NoGradGuard ng;
+  auto ref = diffusion::ddim_sample(f.sched, f.eps, x_start, d).clamp(-1, 1);
+  EXPECT_TRUE(torch::equal(x, ref)) << (x - ref).abs().max();
 }
 
 TEST(GuidedTest, BatchedGridEqualsPerItemLoop) {
@@ -133,15 +159,25 @@ TEST(GuidedTest, BatchedGridEqualsPerItemLoop) {
     GuidedOptions o;
     o.edit_t = 17; o.steps = 5; o.eta = 1.0;
     auto b = f.batch(6, dt, {0.0, 1.0, 2.0, 0.5, 4.0, 1.0});
-    auto all = guided_edit(f.eps, f.critic, f.abar, b, o);
+    auto all = guided_edit(f.eps, f.critic, f.sched, b, o);
     const double tol = dt == torch::kFloat64 ? 1e-10 : 1e-4;
     double worst = 0;
     for (int64_t i = 0; i < 6; ++i) {
-      auto one = guided_edit(f.eps, f.critic, f.abar, b.slice(i, i + 1), o);
+      auto one = guided_edit(f.eps, f.critic, f.sched, b.slice(i, i + 1), o);
       worst = std::max(worst, (one[0] - all[i]).abs().max().item<double>());
     }
     EXPECT_LT(worst, tol) << "dtype " << dt;
   }
+}
+
+TEST(GuidedTest, DdpmSamplerBatchedEqualsLoopToo) {
+  Fixture f(torch::kFloat64);
+  GuidedOptions o;
+  o.edit_t = 9; o.ddpm = true;
+  auto b = f.batch(3, torch::kFloat64, {0.0, 1.0, 3.0});
+  auto all = guided_edit(f.eps, f.critic, f.sched, b, o);
+  for (int64_t i = 0; i < 3; ++i)
+    EXPECT_LT((guided_edit(f.eps, f.critic, f.sched, b.slice(i, i + 1), o)[0] - all[i]).abs().max().item<double>(), 1e-10);
 }
 
 TEST(GuidedTest, EditTimestepsRunFromEditTDownToClean) {
