@@ -72,7 +72,7 @@ Status run_synthesis_stage(StageContext& ctx) {
     return Status::InvalidArgument("job.yaml: params.sampler: expected ddim or ddpm, got \"" + sampler + "\"");
   go.ddpm = sampler == "ddpm";
   MIGVIS_ASSIGN_OR_RETURN(int64_t k_neg, p.get_int("negatives", 10));
-  MIGVIS_ASSIGN_OR_RETURN(int64_t chunk, p.get_int("chunk", 64));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t chunk, p.get_int("chunk", 16));
   const int64_t n_lat = vae.latents.size(0);
   for (int64_t g : groups)
     if (g < 1 || g > vae.groups)
