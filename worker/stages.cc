@@ -7,12 +7,18 @@
 namespace migvis::worker {
 
 Status run_diffusion_stage(StageContext& ctx);  // worker/stage_diffusion.cc
+Status run_critic_stage(StageContext& ctx);      // worker/stage_critic.cc
+Status run_synthesis_stage(StageContext& ctx);   // worker/stage_synthesis.cc
+Status run_eval_stage(StageContext& ctx);        // worker/stage_eval.cc
 
 namespace {
 const std::map<std::string, StageFn>& table() {
   static const std::map<std::string, StageFn> t = {
       {"vae", run_vae_stage},
       {"diffusion", run_diffusion_stage},
+      {"critic", run_critic_stage},
+      {"synthesis", run_synthesis_stage},
+      {"eval", run_eval_stage},
   };
   return t;
 }

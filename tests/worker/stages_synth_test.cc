@@ -1,0 +1,186 @@
+// critic -> synthesis -> eval through the real migvis-worker on tiny job
+// directories whose upstream outputs (dataset, VAE latents, a TorchScript eps
+// model) are written by hand in the formats of schemas/job.md.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "results/dataset_io.h"
+#include "results/h5.h"
+#include "schemas/job_spec.h"
+#include "tests/test_util.h"
+
+namespace migvis {
+namespace {
+
+using migvis::testing::run_command;
+
+constexpr int kN = 48, kS = 16;
+
+// Blob images: position x encodes the category, blob width the pose.
+data::Dataset tiny_dataset() {
+  data::Dataset d;
+  d.source = "test";
+  d.images = h5::Array<float>({kN, 1, kS, kS});
+  data::Factor cat, rxy;
+  cat.name = "category"; cat.kind = data::FactorKind::kCategorical; cat.role = "category"; cat.classes = {"a", "b"};
+  rxy.name = "rxy"; rxy.role = "pose"; rxy.units = "deg";
+  for (int i = 0; i < kN; ++i) {
+    d.stimulus_ids.push_back("im" + std::to_string(i));
+    const int c = i % 2;
+    const float pose = -45.f + 90.f * (i / 2) / (kN / 2 - 1);
+    cat.values.push_back(c);
+    rxy.values.push_back(pose);
+    const float cx = c ? 10.5f : 4.5f, sig = 1.5f + (pose + 45.f) / 45.f;
+    for (int y = 0; y < kS; ++y)
+      for (int x = 0; x < kS; ++x)
+        d.images.data[(i * kS + y) * kS + x] = std::exp(-((x - cx) * (x - cx) + (y - 7.5f) * (y - 7.5f)) / (2 * sig * sig));
+  }
+  d.factors = {cat, rxy};
+  data::Session s;
+  s.animal = "a1"; s.name = "s1";
+  s.counts = h5::Array<float>({kN, 2});
+  for (int i = 0; i < kN; ++i) { s.image_index.push_back(i); s.counts.data[2 * i] = i % 3; s.counts.data[2 * i + 1] = 1; }
+  s.neuron_ids = {"n0", "n1"};
+  d.sessions = {s};
+  return d;
+}
+
+class StagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { setup(); }
+  void setup() {
+    if (run_command("/usr/bin/python3 -c 'import torch'").exit_code != 0)
+      GTEST_SKIP() << "/usr/bin/python3 with torch is needed to script the stand-in eps model";
+    auto d = tiny_dataset();
+    ASSERT_TRUE(data::write_dataset(d, tmp_ / "dataset.h5").ok());
+    // VAE job: 2 groups x 2 dims; group 1 = (category, noise), group 2 = (pose, noise).
+    fs::create_directories(tmp_ / "vae");
+    {
+      auto af = h5::AtomicFile::create(tmp_ / "vae" / "out.h5");
+      ASSERT_TRUE(af.ok());
+      auto& f = (*af)->file();
+      h5::Array<float> lat({kN, 4});
+      for (int i = 0; i < kN; ++i) {
+        lat.data[4 * i + 0] = d.factors[0].values[i] * 2 - 1;
+        lat.data[4 * i + 1] = std::sin(i * 1.7f);
+        lat.data[4 * i + 2] = d.factors[1].values[i] / 45.f;
+        lat.data[4 * i + 3] = std::cos(i * 2.3f);
+      }
+      ASSERT_TRUE(f.write("latents", lat).ok());
+      ASSERT_TRUE(f.set_attr<int32_t>("latents", "groups", 2).ok());
+      ASSERT_TRUE(f.set_attr<int32_t>("latents", "group_rank", 2).ok());
+      std::vector<int32_t> idx(kN);
+      for (int i = 0; i < kN; ++i) idx[i] = i;
+      ASSERT_TRUE(f.write_vector("latent_image_index", idx).ok());
+      ASSERT_TRUE((*af)->commit().ok());
+    }
+    // Diffusion job stand-in: a scripted eps model + its schedule.
+    fs::create_directories(tmp_ / "diffusion");
+    std::ofstream(tmp_ / "mk.py") <<
+        "import torch\n"
+        "class Eps(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)\n"
+        "        self.c2 = torch.nn.Conv2d(4, 1, 3, padding=1)\n"
+        "    def forward(self, x, t):\n"
+        "        g = (1.0 + 0.01 * t.to(x.dtype)).view(-1, 1, 1, 1)\n"
+        "        return 0.3 * self.c2(torch.tanh(self.c1(x) * g))\n"
+        "torch.manual_seed(0)\n"
+        "torch.jit.script(Eps()).save('" << (tmp_ / "diffusion" / "eps_model.ts").string() << "')\n";
+    ASSERT_EQ(run_command("/usr/bin/python3 " + (tmp_ / "mk.py").string()).exit_code, 0);
+    {
+      auto af = h5::AtomicFile::create(tmp_ / "diffusion" / "out.h5");
+      ASSERT_TRUE(af.ok());
+      auto& f = (*af)->file();
+      ASSERT_TRUE(f.require_group("schedule").ok());
+      ASSERT_TRUE(f.set_attr<int64_t>("schedule", "T", 20).ok());
+      ASSERT_TRUE(f.set_attr<std::string>("schedule", "schedule", "linear").ok());
+      ASSERT_TRUE(f.set_attr<int64_t>("schedule", "image_size", kS).ok());
+      ASSERT_TRUE(f.set_attr<int64_t>("schedule", "channels", 1).ok());
+      ASSERT_TRUE((*af)->commit().ok());
+    }
+  }
+
+  testing::RunResult run_job(const std::string& stage, const std::string& params_yaml,
+                             std::map<std::string, std::string> inputs) {
+    schema::JobSpec s;
+    s.job_id = "00000000000000" + std::to_string(10 + (++jobs_));
+    s.stage = stage;
+    s.seed = 3;
+    s.params = YAML::Load(params_yaml);
+    for (auto& [k, v] : inputs) s.inputs[k] = (tmp_ / v).string();
+    fs::create_directories(tmp_ / stage);
+    EXPECT_TRUE(schema::write_job_spec(s, tmp_ / stage).ok());
+    return run_command(testing::worker_bin() + " --threads 1 --job " + (tmp_ / stage).string());
+  }
+
+  testing::TempDir tmp_;
+  int jobs_ = 0;
+};
+
+TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
+  auto r = run_job("critic", "{epochs: 3, batch: 16, negatives: 8, width: 4, feature_dim: 16, embed_dim: 8}",
+                   {{"dataset", "dataset.h5"}, {"vae", "vae"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto cres = schema::read_job_result(tmp_ / "critic");
+  ASSERT_TRUE(cres.ok());
+  EXPECT_EQ(cres->metrics.count("mi.g1"), 1u);
+  EXPECT_EQ(cres->metrics.count("mi.g2"), 1u);
+  EXPECT_TRUE(fs::exists(tmp_ / "critic" / "critic.pt"));
+  {
+    auto f = h5::File::open(tmp_ / "critic" / "out.h5");
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ(*f->shape("mi_lower_bound"), (std::vector<hsize_t>{2}));
+  }
+
+  r = run_job("synthesis", "{gammas: [0, 5], pairs: 2, seeds: 2, edit_t: 15, steps: 4, chunk: 5, eta: 0.5}",
+              {{"dataset", "dataset.h5"}, {"vae", "vae"}, {"diffusion", "diffusion"}, {"critic", "critic"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  {
+    auto f = h5::File::open(tmp_ / "synthesis" / "out.h5");
+    ASSERT_TRUE(f.ok());
+    auto img = f->read<float>("images");
+    ASSERT_TRUE(img.ok());
+    EXPECT_EQ(img->shape, (std::vector<hsize_t>{2, 2, 2, 2, 1, kS, kS}));
+    for (float v : img->data) ASSERT_TRUE(v >= 0 && v <= 1);
+    EXPECT_EQ(*f->attr_vector<int32_t>("images", "groups"), (std::vector<int32_t>{1, 2}));
+    EXPECT_EQ(*f->attr_vector<double>("images", "gammas"), (std::vector<double>{0, 5}));
+    EXPECT_EQ(*f->shape("mi"), (std::vector<hsize_t>{2, 2}));
+    EXPECT_EQ(f->read_vector<int32_t>("sources")->size(), 2u);
+    // Same (pair, seed) noise: gamma 0 images of group 1 and group 2 are identical.
+    const size_t cell = kS * kS, per_gamma = 2 * 2 * cell;
+    for (size_t i = 0; i < per_gamma; ++i) ASSERT_EQ(img->data[i], img->data[2 * per_gamma + i]);
+  }
+  EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair0.png"));
+  EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair1.png"));
+
+  r = run_job("eval", "{epochs: 3, width: 4}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto eres = schema::read_job_result(tmp_ / "eval");
+  ASSERT_TRUE(eres.ok());
+  for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "mi.gamma5", "guided_change.gamma5",
+                   "quality.gamma0", "quality.gamma5"})
+    EXPECT_EQ(eres->metrics.count(key), 1u) << key;
+  auto f = h5::File::open(tmp_ / "eval" / "out.h5");
+  ASSERT_TRUE(f.ok());
+  auto fc = f->read<float>("factor_change");
+  ASSERT_TRUE(fc.ok());
+  EXPECT_EQ(fc->shape, (std::vector<hsize_t>{2, 2, 2}));
+  // gamma 0 is the reference: zero change there.
+  for (int g = 0; g < 2; ++g)
+    for (int k = 0; k < 2; ++k) EXPECT_EQ(fc->data[(g * 2 + 0) * 2 + k], 0.f);
+  EXPECT_EQ(*f->attr_vector<std::string>("factor_change", "factors"), (std::vector<std::string>{"pose", "category"}));
+
+  // An unknown key is rejected by name (exit 65, failed result).
+  r = run_job("synthesis", "{gammas: [0], bogus: 1}",
+              {{"dataset", "dataset.h5"}, {"vae", "vae"}, {"diffusion", "diffusion"}, {"critic", "critic"}});
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  auto bad = schema::read_job_result(tmp_ / "synthesis");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_NE(bad->error.find("bogus"), std::string::npos) << bad->error;
+}
+
+}  // namespace
+}  // namespace migvis

@@ -1,0 +1,160 @@
+#include "worker/eval/readout.h"
+
+#include <cmath>
+#include <limits>
+
+#include "worker/stage_inputs.h"
+
+namespace migvis::worker::eval {
+
+namespace nn = torch::nn;
+
+ReadoutImpl::ReadoutImpl(const ReadoutOptions& o, std::vector<FactorHead> h) : options(o), heads(std::move(h)) {
+  const int64_t w = o.width;
+  trunk = register_module("trunk", nn::Sequential(
+      nn::Conv2d(nn::Conv2dOptions(o.channels, w, 3).padding(1)), nn::SiLU(),
+      nn::Conv2d(nn::Conv2dOptions(w, 2 * w, 3).stride(2).padding(1)), nn::SiLU(),
+      nn::Conv2d(nn::Conv2dOptions(2 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU(),
+      nn::Conv2d(nn::Conv2dOptions(4 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU()));
+  out = register_module("out", nn::ModuleList());
+  for (auto& fh : heads) out->push_back(nn::Linear(4 * w * 4, fh.categorical ? fh.classes : 1));
+}
+
+ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
+  // x: [B, C, H, W] in [0, 1] -> trunk [B, 4w, S/8, S/8] -> pooled 2x2 [B, 16w]
+  auto h = trunk->forward(resize_images(x, options.image_size_px) * 2 - 1);
+  auto f = torch::adaptive_avg_pool2d(h, {2, 2}).flatten(1);
+  ReadoutOutput r;
+  r.features = f;
+  for (size_t i = 0; i < heads.size(); ++i) {
+    auto y = out[i]->as<nn::Linear>()->forward(f);
+    r.outputs.push_back(heads[i].categorical ? y : y.squeeze(1));
+  }
+  return r;
+}
+
+std::vector<FactorHead> heads_for(const data::Dataset& d) {
+  std::vector<FactorHead> hs;
+  for (auto& role : factor_roles())
+    for (auto& f : d.factors) {
+      if (f.role != role) continue;
+      FactorHead h;
+      h.name = f.name;
+      h.role = f.role;
+      h.categorical = f.kind == data::FactorKind::kCategorical;
+      if (h.categorical) {
+        h.classes = std::max<int64_t>(f.classes.size(), 1);
+      } else {
+        double m = 0, s = 0;
+        for (float v : f.values) m += v;
+        m /= std::max<size_t>(f.values.size(), 1);
+        for (float v : f.values) s += (v - m) * (v - m);
+        h.mean = m;
+        h.std = std::max(1e-6, std::sqrt(s / std::max<size_t>(f.values.size(), 1)));
+      }
+      hs.push_back(h);
+    }
+  return hs;
+}
+
+std::vector<torch::Tensor> targets_for(const data::Dataset& d, const std::vector<FactorHead>& heads) {
+  std::vector<torch::Tensor> t;
+  for (auto& h : heads) {
+    const data::Factor* f = d.factor(h.name);
+    auto v = torch::tensor(f->values, torch::kFloat32);
+    t.push_back(h.categorical ? v.round().to(torch::kLong) : v);
+  }
+  return t;
+}
+
+std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const std::vector<torch::Tensor>& targets,
+                                  const ReadoutTrainOptions& o) {
+  auto gen = at::detail::createCPUGenerator(o.seed);
+  const int64_t n = images.size(0);
+  auto perm = torch::randperm(n, gen, torch::kLong);
+  const int64_t n_test = std::clamp<int64_t>(std::llround(n * o.test_fraction), 1, n - 1);
+  auto test = perm.slice(0, 0, n_test), train = perm.slice(0, n_test);
+  const int64_t n_train = train.size(0), bs = std::min(o.batch, n_train);
+  torch::optim::Adam opt(r->parameters(), torch::optim::AdamOptions(o.lr));
+  r->train();
+  auto loss_of = [&](const ReadoutOutput& out, const torch::Tensor& idx) {
+    torch::Tensor loss = torch::zeros({});
+    for (size_t i = 0; i < r->heads.size(); ++i) {
+      auto& h = r->heads[i];
+      auto y = targets[i].index_select(0, idx);
+      if (h.categorical) loss = loss + torch::nn::functional::cross_entropy(out.outputs[i], y);
+      else loss = loss + torch::mse_loss(out.outputs[i], (y - h.mean) / h.std);
+    }
+    return loss;
+  };
+  for (int64_t e = 0; e < o.epochs; ++e) {
+    auto order = train.index_select(0, torch::randperm(n_train, gen, torch::kLong));
+    for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
+      auto idx = order.slice(0, b0, b0 + bs);
+      auto loss = loss_of(r->forward(images.index_select(0, idx)), idx);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+  }
+  r->eval();
+  auto pred = predict(r, images.index_select(0, test));
+  std::vector<double> score;
+  for (size_t i = 0; i < r->heads.size(); ++i) {
+    auto y = targets[i].index_select(0, test);
+    if (r->heads[i].categorical) {
+      score.push_back((pred.values[i] == y).to(torch::kFloat64).mean().item<double>());
+    } else {
+      auto yd = y.to(torch::kFloat64), pd = pred.values[i].to(torch::kFloat64);
+      double ss_res = (yd - pd).pow(2).sum().item<double>(), ss_tot = (yd - yd.mean()).pow(2).sum().item<double>();
+      score.push_back(1 - ss_res / std::max(ss_tot, 1e-12));
+    }
+  }
+  return score;
+}
+
+Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
+  torch::NoGradGuard ng;
+  std::vector<std::vector<torch::Tensor>> parts(r->heads.size());
+  std::vector<torch::Tensor> feats;
+  for (int64_t b0 = 0; b0 < images.size(0); b0 += batch) {
+    auto out = r->forward(images.slice(0, b0, std::min(images.size(0), b0 + batch)));
+    feats.push_back(out.features);
+    for (size_t i = 0; i < r->heads.size(); ++i) {
+      auto& h = r->heads[i];
+      parts[i].push_back(h.categorical ? out.outputs[i].argmax(1) : out.outputs[i] * h.std + h.mean);
+    }
+  }
+  Predictions p;
+  for (auto& v : parts) p.values.push_back(torch::cat(v));
+  p.features = torch::cat(feats);
+  return p;
+}
+
+std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
+                                 const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles) {
+  std::vector<double> out;
+  for (auto& role : roles) {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < heads.size(); ++i)
+      if (heads[i].role == role) idx.push_back(i);
+    if (idx.empty()) { out.push_back(std::numeric_limits<double>::quiet_NaN()); continue; }
+    torch::Tensor per_item;
+    if (heads[idx[0]].categorical) {
+      // Fraction of items where any of the role's categorical heads changes.
+      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
+      for (size_t i : idx) per_item = torch::maximum(per_item, (a[i] != b[i]).to(torch::kFloat64));
+    } else if (role == "position") {
+      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
+      for (size_t i : idx) per_item = per_item + (a[i] - b[i]).to(torch::kFloat64).pow(2);
+      per_item = per_item.sqrt();
+    } else {
+      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
+      for (size_t i : idx) per_item = per_item + (a[i] - b[i]).to(torch::kFloat64).abs() / static_cast<double>(idx.size());
+    }
+    out.push_back(per_item.mean().item<double>());
+  }
+  return out;
+}
+
+}  // namespace migvis::worker::eval

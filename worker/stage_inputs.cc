@@ -1,0 +1,54 @@
+#include "worker/stage_inputs.h"
+
+#include <fmt/format.h>
+
+namespace migvis::worker {
+
+Result<fs::path> require_input(const schema::JobSpec& spec, const std::string& name) {
+  auto it = spec.inputs.find(name);
+  if (it == spec.inputs.end() || it->second.empty())
+    return Status::InvalidArgument(fmt::format("job.yaml: inputs.{}: missing (stage {} needs it)", name, spec.stage));
+  fs::path p = it->second;
+  if (!fs::exists(p)) return Status::NotFound(fmt::format("job.yaml: inputs.{}: {} does not exist", name, p.string()));
+  return p;
+}
+
+Result<VaeLatents> read_vae_latents(const fs::path& vae_dir) {
+  MIGVIS_ASSIGN_OR_RETURN(auto f, h5::File::open(vae_dir / "out.h5"));
+  MIGVIS_ASSIGN_OR_RETURN(auto lat, f.read<float>("latents"));
+  if (lat.rank() != 2)
+    return Status::InvalidArgument(f.where("/latents") + fmt::format(": expected rank 2 [N, D], got rank {}", lat.rank()));
+  VaeLatents v;
+  const int64_t n = lat.dim(0), d = lat.dim(1);
+  MIGVIS_ASSIGN_OR_RETURN(v.groups, f.attr<int64_t>("latents", "groups"));
+  MIGVIS_ASSIGN_OR_RETURN(v.group_rank, f.attr<int64_t>("latents", "group_rank"));
+  if (v.groups < 1 || v.group_rank < 1 || v.groups * v.group_rank != d)
+    return Status::InvalidArgument(f.where("/latents") + fmt::format(": attrs groups {} x group_rank {} != D = {}",
+                                                                     v.groups, v.group_rank, d));
+  v.latents = torch::from_blob(lat.data.data(), {n, d}, torch::kFloat32).clone();
+  if (f.exists("latent_image_index")) {
+    MIGVIS_ASSIGN_OR_RETURN(auto idx, f.read_vector<int32_t>("latent_image_index"));
+    if (static_cast<int64_t>(idx.size()) != n)
+      return Status::InvalidArgument(f.where("/latent_image_index") +
+                                     fmt::format(": length {} != {} rows of /latents", idx.size(), n));
+    v.image_index = torch::from_blob(idx.data(), {n}, torch::kInt32).to(torch::kLong);
+  } else {
+    v.image_index = torch::arange(n, torch::kLong);
+  }
+  return v;
+}
+
+torch::Tensor images_tensor(const data::Dataset& d) {
+  std::vector<int64_t> shape(d.images.shape.begin(), d.images.shape.end());
+  return torch::from_blob(const_cast<float*>(d.images.data.data()), shape, torch::kFloat32).clone();
+}
+
+torch::Tensor resize_images(const torch::Tensor& x, int64_t size_px) {
+  if (x.size(2) == size_px && x.size(3) == size_px) return x;
+  namespace F = torch::nn::functional;
+  auto o = F::InterpolateFuncOptions().size(std::vector<int64_t>{size_px, size_px});
+  if (x.size(2) > size_px) return F::interpolate(x, o.mode(torch::kArea));
+  return F::interpolate(x, o.mode(torch::kBilinear).align_corners(false));
+}
+
+}  // namespace migvis::worker

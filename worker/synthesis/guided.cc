@@ -1,0 +1,110 @@
+#include "worker/synthesis/guided.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace migvis::worker::synthesis {
+
+namespace {
+
+// Per-item standard normal draws [B, C, H, W] from per-item generators.
+torch::Tensor draw(std::vector<at::Generator>& gens, const torch::Tensor& like) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(gens.size());
+  auto shape = like.sizes().slice(1);
+  for (auto& g : gens) parts.push_back(torch::randn(shape, g, like.options()));
+  return torch::stack(parts, 0);
+}
+
+}  // namespace
+
+Result<StartMode> parse_start_mode(const std::string& s) {
+  if (s == "sdedit") return StartMode::kSdedit;
+  if (s == "invert") return StartMode::kInvert;
+  return Status::InvalidArgument("job.yaml: params.mode: expected sdedit or invert, got \"" + s + "\"");
+}
+
+GuidedBatch GuidedBatch::slice(int64_t begin, int64_t end) const {
+  GuidedBatch s;
+  s.x_source = x_source.slice(0, begin, end);
+  s.z_cand = z_cand.slice(0, begin, end);
+  s.group = group.slice(0, begin, end);
+  s.gamma = gamma.slice(0, begin, end);
+  s.noise_seed.assign(noise_seed.begin() + begin, noise_seed.begin() + end);
+  return s;
+}
+
+std::vector<int64_t> edit_timesteps(int64_t edit_t, int64_t steps) {
+  return diffusion::ddim_timesteps(edit_t, std::max<int64_t>(1, std::min(steps, edit_t + 1)));
+}
+
+torch::Tensor guidance_losses(critic::Critic& critic, const torch::Tensor& x0_hat, const torch::Tensor& z_cand,
+                              const torch::Tensor& group) {
+  // x0_hat: [B, C, H, W] in [-1, 1]; z_cand: [B, 1 + K, R]; group: [B] -> [B]
+  auto h = critic->features((x0_hat + 1) * 0.5);
+  return critic->item_losses(h, z_cand.to(h.dtype()), group);
+}
+
+GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
+                     const torch::Tensor& x_t, int64_t t, const GuidedBatch& b, bool clip_x0) {
+  GuidedEps out;
+  const bool guide = b.gamma.ne(0).any().item<bool>();
+  if (!guide) {
+    torch::NoGradGuard ng;
+    out.eps_model = model(x_t, t);
+    out.eps = out.eps_model;
+    out.grad = torch::zeros_like(x_t);
+    return out;
+  }
+  torch::AutoGradMode ag(true);
+  auto x = x_t.detach().requires_grad_(true);
+  auto eps = model(x, t);                                   // [B, C, H, W]
+  auto x0 = diffusion::predict_x0(s, x, eps, t);
+  if (clip_x0) x0 = x0.clamp(-1, 1);
+  auto loss = guidance_losses(critic, x0, b.z_cand, b.group);         // [B]
+  // Items are independent, so d(sum L)/dx_t holds each item's own gradient.
+  auto grad = torch::autograd::grad({loss.sum()}, {x})[0];
+  out.eps_model = eps.detach();
+  out.grad = grad.detach();
+  out.loss = loss.detach();
+  out.eps = out.eps_model + b.gamma.to(x_t.dtype()).view({-1, 1, 1, 1}) * out.grad;
+  return out;
+}
+
+torch::Tensor guided_edit(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
+                          const GuidedBatch& b, const GuidedOptions& o) {
+  const int64_t T = s.timesteps();
+  TORCH_CHECK(o.edit_t >= 0 && o.edit_t < T, "edit_t ", o.edit_t, " outside [0, ", T, ")");
+  std::vector<at::Generator> gens;
+  for (uint64_t seed : b.noise_seed) gens.push_back(at::detail::createCPUGenerator(seed));
+  const auto ts = edit_timesteps(o.edit_t, o.ddpm ? o.edit_t + 1 : o.steps);
+  torch::Tensor x;
+  if (o.mode == StartMode::kSdedit) {
+    const double a = s.abar(o.edit_t);
+    x = std::sqrt(a) * b.x_source + std::sqrt(1 - a) * draw(gens, b.x_source);
+  } else {
+    torch::NoGradGuard ng;
+    x = b.x_source;
+    for (int64_t i = static_cast<int64_t>(ts.size()) - 2; i >= 0; --i)
+      x = diffusion::ddim_invert_step(s, x, model(x, ts[i]), ts[i + 1], ts[i]);
+  }
+  for (size_t i = 0; i + 1 < ts.size(); ++i) {
+    const int64_t t = ts[i], t_prev = ts[i + 1];
+    auto ge = guided_eps(model, critic, s, x, t, b, o.clip_x0);
+    torch::NoGradGuard ng;
+    const bool noisy = t_prev >= 0 && (o.ddpm || o.eta > 0);
+    torch::Tensor noise = noisy ? draw(gens, x) : torch::Tensor();
+    x = o.ddpm ? diffusion::ddpm_step(s, x, ge.eps, t, noise, o.clip_x0)
+               : diffusion::ddim_step(s, x, ge.eps, t, t_prev, o.eta, noise, o.clip_x0);
+  }
+  return x.clamp(-1, 1);
+}
+
+torch::Tensor reached_mi(critic::Critic& critic, const torch::Tensor& x0, const GuidedBatch& b) {
+  torch::NoGradGuard ng;
+  auto l = guidance_losses(critic, x0, b.z_cand, b.group);
+  return std::log(static_cast<double>(b.z_cand.size(1))) - l;
+}
+
+}  // namespace migvis::worker::synthesis
