@@ -219,13 +219,23 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   int groups = 0;
   std::set<double> gammas;
   std::set<std::string> extra_factors;
+  // Eval jobs also report nchange.*: the change divided by the change between two
+  // random stimuli, comparable across factors (degrees vs fractions). Use it when
+  // present so "the dominant factor" compares like with like.
+  bool normalized = false;
+  for (auto& j : jobs)
+    if (j.stage == "eval")
+      for (auto& [name, v] : j.metrics)
+        if (name.rfind("nchange.g", 0) == 0) normalized = true;
+  const std::string change_prefix = normalized ? "nchange" : "change";
   for (auto& a : animals) {
     eval_of[a] = pick_group(select(jobs, "eval", a, [](const Job&) { return true; }), a + " / eval", &eval_notes);
     for (auto* j : eval_of[a])
       for (auto& [name, v] : j->metrics) {
         int g = 0;
         char factor[64];
-        if (std::sscanf(name.c_str(), "change.g%d.%63s", &g, factor) == 2) {
+        if (name.rfind(change_prefix + ".g", 0) == 0 &&
+            std::sscanf(name.c_str() + change_prefix.size(), ".g%d.%63s", &g, factor) == 2) {
           groups = std::max(groups, g);
           if (std::find(kFactors.begin(), kFactors.end(), factor) == kFactors.end()) extra_factors.insert(factor);
         }
@@ -240,18 +250,22 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   }
 
   // ---- Table 2
-  PaperTable t2 = empty_table("table2_selectivity", "Table 2: Group selectivity",
-                              "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at "
-                              "the largest γ (eval metric change.g<g>.<factor>), mean ± std over seeds; the dominant "
-                              "factor of each group is marked.",
-                              "group", animals);
+  PaperTable t2 = empty_table(
+      "table2_selectivity", "Table 2: Group selectivity",
+      normalized ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the largest γ, "
+                   "relative to the change between two random stimuli (eval metric nchange.g<g>.<factor>; 1 = as "
+                   "different as unrelated images), mean ± std over seeds; the dominant factor of each group is marked."
+                 : "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the largest γ "
+                   "(eval metric change.g<g>.<factor>), mean ± std over seeds; the dominant factor of each group is "
+                   "marked.",
+      "group", animals);
   std::vector<std::string> factors = kFactors;
   factors.insert(factors.end(), extra_factors.begin(), extra_factors.end());
   t2.columns = factors;
   t2.notes = eval_notes;
   for (int g = 1; g <= groups; ++g) {
     std::vector<std::string> ms;
-    for (auto& f : factors) ms.push_back(fmt::format("change.g{}.{}", g, f));
+    for (auto& f : factors) ms.push_back(fmt::format("{}.g{}.{}", change_prefix, g, f));
     fill_row(t2, fmt::format("group {}", g), ms, [&](const std::string& a) { return eval_of[a]; });
     for (size_t a = 0; a < animals.size(); ++a) {
       int best = -1;
