@@ -117,7 +117,7 @@ Status import_file(const data::ImportOptions& o, const std::string& out) {
 }
 
 Status run_job(const std::string& dir) {
-  std::map<std::string, std::string> versions = {{"migvis", MIGVIS_VERSION}, {"git", MIGVIS_GIT_COMMIT},
+  std::map<std::string, std::string> versions = {{"migvis", MIGVIS_VERSION}, {"git", MIGVIS_GIT_COMMIT}, {"git_dirty", MIGVIS_GIT_DIRTY},
                                                  {"torch", "none"}, {"mpi", "none"}, {"cuda", "none"},
                                                  {"nccl", "none"}};
   Status st = data::run_data_job(dir, versions);

@@ -25,6 +25,8 @@ std::map<std::string, std::string> library_versions() {
   std::map<std::string, std::string> v;
   v["migvis"] = MIGVIS_VERSION;
   v["git"] = MIGVIS_GIT_COMMIT;
+  v["git_dirty"] = MIGVIS_GIT_DIRTY;  // "clean" or a hash of `git diff HEAD` at build time
+  v["build"] = std::string(MIGVIS_BUILD_TYPE) + ": " + MIGVIS_BUILD_FLAGS;
   v["torch"] = TORCH_VERSION;
   v["cuda"] = torch::cuda::is_available() ? "available" : "none";
 #ifdef MIGVIS_HAVE_MPI

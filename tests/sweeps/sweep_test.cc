@@ -76,9 +76,9 @@ TEST(SweepTest, ShippedSweepsHaveTheDocumentedShape) {
   EXPECT_EQ(c["data"], 1u);
   EXPECT_EQ(c["vae"], 2u * 3u * 2u);        // animals x sessions(all of `default`) x models
   EXPECT_EQ(c["diffusion"], 1u);            // shared by every VAE of the dataset
-  EXPECT_EQ(c["critic"], 12u);              // per VAE
-  EXPECT_EQ(c["synthesis"], 6u);            // plain `vae` models excluded
-  EXPECT_EQ(c["eval"], 6u);
+  EXPECT_EQ(c["critic"], 2u);               // MIG-Vis VAE of session s1 per animal (exclude filters)
+  EXPECT_EQ(c["synthesis"], 2u);            // one grid per critic
+  EXPECT_EQ(c["eval"], 2u);
   auto p = load_sweep(kSrc + "/sweeps/paper.yaml", test_opts());
   ASSERT_TRUE(p.ok()) << p.status().message();
   auto d = of(*p, "diffusion");

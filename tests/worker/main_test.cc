@@ -23,6 +23,10 @@ TEST(WorkerMainTest, UnknownStageWritesFailedResultAndExits65) {
   EXPECT_EQ(res->status, "failed");
   EXPECT_NE(res->error.find("unknown stage 'no-such-stage'"), std::string::npos) << res->error;
   EXPECT_EQ(res->versions.count("torch"), 1u);
+  // Provenance: the commit and whether (and how) the tree differed from it.
+  ASSERT_EQ(res->versions.count("git_dirty"), 1u);
+  EXPECT_TRUE(res->versions.at("git_dirty") == "clean" || res->versions.at("git_dirty").rfind("dirty-", 0) == 0);
+  EXPECT_NE(res->versions.at("build").find("Release"), std::string::npos);
 }
 
 TEST(WorkerMainTest, MissingJobYamlExits66WithoutResult) {
