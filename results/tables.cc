@@ -159,6 +159,15 @@ std::string latex_escape(const std::string& s) {
   return out;
 }
 
+
+std::string num(double x) {
+  double a = std::fabs(x);
+  if (a == 0 || (a >= 0.001 && a < 10000)) return fmt::format("{:.3f}", x);
+  return fmt::format("{:.2e}", x);
+}
+
+}  // namespace
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -172,14 +181,6 @@ std::string html_escape(const std::string& s) {
   }
   return out;
 }
-
-std::string num(double x) {
-  double a = std::fabs(x);
-  if (a == 0 || (a >= 0.001 && a < 10000)) return fmt::format("{:.3f}", x);
-  return fmt::format("{:.2e}", x);
-}
-
-}  // namespace
 
 std::string format_cell(const Cell& c) {
   if (c.n == 0) return "—";

@@ -59,6 +59,9 @@ const char* table_file_extension(TableFormat f);  // "md", "tex", "csv", "html"
 // One table in the format. CSV is long-form: row,animal,column,mean,std,n.
 std::string render_table(const PaperTable& t, TableFormat f);
 
+// Escapes <, >, & and " for HTML text and attribute values.
+std::string html_escape(const std::string& s);
+
 // "0.512 ± 0.013" (plain text), "—" when missing.
 std::string format_cell(const Cell& c);
 

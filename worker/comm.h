@@ -69,6 +69,10 @@ class SingleProcessCommunicator final : public Communicator {
 std::unique_ptr<Communicator> make_mpi_communicator();
 // True when this process was started by mpirun/srun with more than one rank.
 bool launched_under_mpi();
+// Initialises MPI (MPI_THREAD_FUNNELED) unless already done; true if this call did.
+bool init_mpi_if_needed();
+// MPI_Gatherv of CPU tensors' rows on `root` (shared by the MPI and NCCL communicators).
+Result<at::Tensor> mpi_gather_rows(const at::Tensor& local, int root);
 #endif
 #ifdef MIGVIS_HAVE_NCCL
 // NCCL on CUDA tensors; the unique id travels over MPI_Bcast from rank 0.

@@ -36,13 +36,7 @@ Status mpi_status(int rc, const char* what) {
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator() {
-    int inited = 0;
-    MPI_Initialized(&inited);
-    if (!inited) {
-      int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-      owns_ = true;
-    }
+    owns_ = init_mpi_if_needed();
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
   }
@@ -86,33 +80,7 @@ class MpiCommunicator final : public Communicator {
 
   Status barrier() override { return mpi_status(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
-  Result<at::Tensor> gather_rows(const at::Tensor& local_in, int root) override {
-    at::Tensor local = local_in.contiguous();
-    MPI_Datatype dt = mpi_type(local.scalar_type());
-    if (dt == MPI_DATATYPE_NULL) return Status::InvalidArgument("gather_rows: unsupported dtype");
-    int count = static_cast<int>(local.numel());
-    std::vector<int> counts(size_), displs(size_);
-    MIGVIS_RETURN_IF_ERROR(
-        mpi_status(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather"));
-    at::Tensor out;
-    int64_t row = 1;  // elements per row: product of the trailing dims
-    for (int64_t d = 1; d < local.dim(); ++d) row *= local.size(d);
-    if (rank_ == root) {
-      int total = 0;
-      for (int r = 0; r < size_; ++r) {
-        displs[r] = total;
-        total += counts[r];
-      }
-      std::vector<int64_t> shape(local.sizes().begin(), local.sizes().end());
-      if (shape.empty()) shape = {1};
-      shape[0] = row > 0 ? total / row : 0;
-      out = at::empty(shape, local.options());
-    }
-    MIGVIS_RETURN_IF_ERROR(mpi_status(MPI_Gatherv(local.data_ptr(), count, dt, rank_ == root ? out.data_ptr() : nullptr,
-                                                  counts.data(), displs.data(), dt, root, MPI_COMM_WORLD),
-                                      "MPI_Gatherv"));
-    return out;
-  }
+  Result<at::Tensor> gather_rows(const at::Tensor& local, int root) override { return mpi_gather_rows(local, root); }
 
  private:
   int rank_ = 0;
@@ -130,5 +98,45 @@ bool launched_under_mpi() {
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
+
+bool init_mpi_if_needed() {
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (inited) return false;
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  return true;
+}
+
+Result<at::Tensor> mpi_gather_rows(const at::Tensor& local_in, int root) {
+  at::Tensor local = local_in.to(at::kCPU).contiguous();
+  MPI_Datatype dt = mpi_type(local.scalar_type());
+  if (dt == MPI_DATATYPE_NULL) return Status::InvalidArgument("gather_rows: unsupported dtype");
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int count = static_cast<int>(local.numel());
+  std::vector<int> counts(size), displs(size);
+  MIGVIS_RETURN_IF_ERROR(
+      mpi_status(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather"));
+  int64_t row = 1;  // elements per row: product of the trailing dims
+  for (int64_t d = 1; d < local.dim(); ++d) row *= local.size(d);
+  at::Tensor out;
+  if (rank == root) {
+    int total = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[r] = total;
+      total += counts[r];
+    }
+    std::vector<int64_t> shape(local.sizes().begin(), local.sizes().end());
+    if (shape.empty()) shape = {1};
+    shape[0] = row > 0 ? total / row : 0;
+    out = at::empty(shape, local.options());
+  }
+  MIGVIS_RETURN_IF_ERROR(mpi_status(MPI_Gatherv(local.data_ptr(), count, dt, rank == root ? out.data_ptr() : nullptr,
+                                                counts.data(), displs.data(), dt, root, MPI_COMM_WORLD),
+                                    "MPI_Gatherv"));
+  return out;
+}
 
 }  // namespace migvis::worker

@@ -43,13 +43,7 @@ Status cuda_status(cudaError_t rc, const char* what) {
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(int device) : device_(device) {
-    int inited = 0;
-    MPI_Initialized(&inited);
-    if (!inited) {
-      int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-      owns_mpi_ = true;
-    }
+    owns_mpi_ = init_mpi_if_needed();
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
     ncclUniqueId id;
@@ -108,31 +102,8 @@ class NcclCommunicator final : public Communicator {
     return MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS ? Status::Ok() : Status::Unavailable("MPI_Barrier failed");
   }
 
-  Result<at::Tensor> gather_rows(const at::Tensor& local, int root) override {
-    // Results are small (images of a grid): gather through host memory over MPI.
-    at::Tensor host = local.to(at::kCPU).contiguous();
-    if (host.scalar_type() != at::kFloat) return Status::InvalidArgument("NCCL gather_rows supports float32");
-    int count = static_cast<int>(host.numel());
-    std::vector<int> counts(size_), displs(size_);
-    MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD);
-    int64_t row = 1;
-    for (int64_t d = 1; d < host.dim(); ++d) row *= host.size(d);
-    at::Tensor out;
-    if (rank_ == root) {
-      int total = 0;
-      for (int r = 0; r < size_; ++r) {
-        displs[r] = total;
-        total += counts[r];
-      }
-      std::vector<int64_t> shape(host.sizes().begin(), host.sizes().end());
-      if (shape.empty()) shape = {1};
-      shape[0] = row > 0 ? total / row : 0;
-      out = at::empty(shape, host.options());
-    }
-    MPI_Gatherv(host.data_ptr(), count, MPI_FLOAT, rank_ == root ? out.data_ptr() : nullptr, counts.data(),
-                displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD);
-    return out;
-  }
+  // Results are small (images of a grid): gather through host memory over MPI.
+  Result<at::Tensor> gather_rows(const at::Tensor& local, int root) override { return mpi_gather_rows(local, root); }
 
  private:
   int device_ = 0;

@@ -45,6 +45,29 @@ bool parse_exit(const std::string& s, int* code, int* sig) {
   return parse_int(parts[0], code) && parse_int(parts[1], sig);
 }
 
+// Non-empty lines of `text` split on '|'; a line with fewer than `min_fields`
+// fields is an error naming `tool`, the line number and `expected`.
+struct Line {
+  int number = 0;
+  std::string text;
+  std::vector<std::string> fields;
+};
+Result<std::vector<Line>> pipe_separated_lines(std::string_view text, size_t min_fields, const char* tool,
+                                               const char* expected) {
+  std::vector<Line> out;
+  int lineno = 0;
+  for (auto& raw : split(text, '\n')) {
+    ++lineno;
+    std::string l = trim(raw);
+    if (l.empty()) continue;
+    auto f = split(l, '|');
+    if (f.size() < min_fields)
+      return Status::InvalidArgument(fmt::format("{} output line {}: expected {}, got \"{}\"", tool, lineno, expected, l));
+    out.push_back({lineno, l, std::move(f)});
+  }
+  return out;
+}
+
 }  // namespace
 
 JobState parse_state(std::string_view text) {
@@ -154,15 +177,9 @@ Outcome classify(const AccountingRecord& r) {
 
 Result<std::vector<AccountingRecord>> parse_sacct(std::string_view text) {
   std::vector<AccountingRecord> out;
-  int lineno = 0;
-  for (auto& line : split(text, '\n')) {
-    ++lineno;
-    std::string l = trim(line);
-    if (l.empty()) continue;
-    auto f = split(l, '|');
-    if (f.size() < 4)
-      return Status::InvalidArgument(fmt::format("sacct output line {}: expected 4 '|'-separated fields "
-                                                 "(JobID|State|ExitCode|DerivedExitCode), got \"{}\"", lineno, l));
+  MIGVIS_ASSIGN_OR_RETURN(auto lines, pipe_separated_lines(text, 4, "sacct",
+                                                           "4 '|'-separated fields (JobID|State|ExitCode|DerivedExitCode)"));
+  for (auto& [lineno, l, f] : lines) {
     if (f[0].find('.') != std::string::npos) continue;  // job step
     AccountingRecord r;
     r.job_id = f[0];
@@ -222,17 +239,8 @@ std::vector<std::string> expand_array_id(const std::string& id) {
 
 Result<std::vector<QueueRecord>> parse_squeue(std::string_view text) {
   std::vector<QueueRecord> out;
-  int lineno = 0;
-  for (auto& line : split(text, '\n')) {
-    ++lineno;
-    std::string l = trim(line);
-    if (l.empty()) continue;
-    auto f = split(l, '|');
-    if (f.size() < 3)
-      return Status::InvalidArgument(
-          fmt::format("squeue output line {}: expected JobID|State|Reason, got \"{}\"", lineno, l));
-    out.push_back({f[0], parse_state(f[1]), f[2]});
-  }
+  MIGVIS_ASSIGN_OR_RETURN(auto lines, pipe_separated_lines(text, 3, "squeue", "JobID|State|Reason"));
+  for (auto& line : lines) out.push_back({line.fields[0], parse_state(line.fields[1]), line.fields[2]});
   return out;
 }
 
