@@ -24,6 +24,8 @@ struct SweepArgs {
   std::string name;
   std::string job;
   bool verbose = false;
+  std::string executor = "local";
+  int ranks = 0;
 };
 
 std::string self_path() {
@@ -69,6 +71,8 @@ Status do_run(const SweepArgs& a, const std::string& file) {
   o.retries = std::max(0, a.retries);
   o.self = self_path();
   o.tty = ::isatty(1);
+  o.executor = a.executor;
+  o.ranks = a.ranks;
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));  // before the DB: one writer
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   auto t0 = std::chrono::steady_clock::now();
@@ -279,6 +283,12 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   auto add_exec = [a](CLI::App* c) {
     c->add_option("--jobs,-j", a->jobs, "concurrent worker processes (default 1)")->check(CLI::Range(1, 4096));
     c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1)")->check(CLI::Range(0, 100));
+    c->add_option("--executor", a->executor,
+                  "local (default: one process per job) or mpi (data-parallel stages - diffusion, synthesis - "
+                  "run under mpirun with --ranks or their resources.ranks)")
+        ->check(CLI::IsMember({"local", "mpi"}));
+    c->add_option("--ranks", a->ranks, "ranks per data-parallel job with --executor mpi (default: resources.ranks)")
+        ->check(CLI::Range(1, 1024));
   };
   auto add_max = [a](CLI::App* c) { c->add_option("--max-jobs", a->max_jobs, "refuse sweeps expanding beyond this (default 100000)"); };
 

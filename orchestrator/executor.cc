@@ -236,6 +236,38 @@ RootLock::~RootLock() {
 
 // ------------------------------------------------------------ run
 
+namespace {
+
+// Absolute path of `name` on $PATH (execv does not search), or `name` itself.
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find(':', start);
+    std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!dir.empty() && ::access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return name;
+}
+
+}  // namespace
+
+std::vector<std::string> worker_argv(const std::string& worker, const fs::path& dir, const std::string& stage,
+                                     int ranks, const RunOptions& opts) {
+  const int r = opts.ranks > 0 ? opts.ranks : ranks;
+  const bool parallel_stage = stage == "diffusion" || stage == "synthesis";
+  if (opts.executor != "mpi" || !parallel_stage || r <= 1) return {worker, "--job", dir.string()};
+  std::vector<std::string> argv = {find_on_path("mpirun")};
+  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  for (const char* a : {"--oversubscribe", "--bind-to", "none", "-np"}) argv.push_back(a);
+  argv.push_back(std::to_string(r));
+  argv.insert(argv.end(), {worker, "--job", dir.string()});
+  return argv;
+}
+
 DiskState disk_state(const fs::path& job_dir) {
   if (fs::exists(job_dir / schema::kResultFile)) {
     auto r = schema::read_job_result(job_dir);
@@ -286,7 +318,7 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
     if (pj.stage == "data")
       j.launch.argv = {data_runner, "data", "run-job", dir.string()};
     else
-      j.launch.argv = {worker, "--job", dir.string()};
+      j.launch.argv = worker_argv(worker, dir, pj.stage, pj.resources.ranks, opts);
     j.launch.env["OMP_NUM_THREADS"] = std::to_string(pj.resources.threads);
     if (disk_state(dir) == DiskState::kDone) {
       j.state = JobState::kCached;

@@ -71,8 +71,18 @@ struct RunOptions {
   std::string data_runner;  // program run as `<it> data run-job DIR`; empty: $MIGVIS_DATA_RUNNER, else this program
   std::string self;         // path of the running migvis binary
   bool tty = false;         // live progress line instead of log lines
+  // "local": every job is one process. "mpi": data-parallel stages (diffusion,
+  // synthesis) with more than one rank run as `mpirun -np R migvis-worker`.
+  std::string executor = "local";
+  int ranks = 0;            // ranks per data-parallel job; 0: the job's resources.ranks
   std::FILE* out = stdout;
 };
+
+// The argv that launches one worker job: `worker --job DIR`, or under mpirun
+// (`--bind-to none`, threads per rank from OMP_NUM_THREADS; `--allow-run-as-root`
+// when running as root) for a data-parallel stage with ranks > 1 and the mpi executor.
+std::vector<std::string> worker_argv(const std::string& worker, const fs::path& dir, const std::string& stage,
+                                     int ranks, const RunOptions& opts);
 
 // Per-job status seen on disk (no DB needed): complete, failed, running (a live
 // worker.pid), or pending.

@@ -130,21 +130,35 @@ Status run_synthesis_stage(StageContext& ctx) {
 
   MIGVIS_LOG_INFO("synthesis: {} items ({} groups x {} gammas x {} pairs x {} seeds), chunk {}, edit_t {} of {}, {} steps, {}",
                   B, G, Gm, P, S, chunk, go.edit_t, T, go.steps, mode);
+  // Ranks split the grid by whole chunks (contiguous blocks, in order), so every
+  // chunk is computed exactly as a single process would and rank 0 gathers a
+  // result identical to the single-rank one.
+  const int64_t n_chunks = (B + chunk - 1) / chunk;
+  const Shard mine = shard_for(n_chunks, ctx.comm->rank(), ctx.comm->size());
   std::vector<torch::Tensor> out_x, out_mi;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t c0 = 0; c0 < B; c0 += chunk) {
+  for (int64_t ck = mine.begin; ck < mine.end; ++ck) {
+    const int64_t c0 = ck * chunk;
     if (ctx.should_stop()) return Status::Unavailable("synthesis stopped on request before finishing (no checkpoint; rerun)");
     auto part = grid.slice(c0, std::min(B, c0 + chunk));
     auto x = guided_edit(model.eps, crit, model.schedule, part, go);
-    out_mi.push_back(reached_mi(crit, x, part));
-    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).contiguous());
+    out_mi.push_back(reached_mi(crit, x, part).to(torch::kFloat32));
+    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).contiguous());
     if (ctx.comm->is_root())
-      (void)schema::write_progress({std::min(B, c0 + chunk), B, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
+      (void)schema::write_progress({std::min(B, (ck + 1) * chunk), B, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
   }
+  const int64_t S_px = images01.size(2);
+  auto local_x = out_x.empty() ? torch::empty({0, model.channels, S_px, S_px}) : torch::cat(out_x);
+  auto local_mi = out_mi.empty() ? torch::empty({0}) : torch::cat(out_mi);
+  MIGVIS_ASSIGN_OR_RETURN(auto images_all, ctx.comm->gather_rows(local_x.contiguous(), 0));
+  MIGVIS_ASSIGN_OR_RETURN(auto mi_all, ctx.comm->gather_rows(local_mi.contiguous(), 0));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto images = torch::cat(out_x).to(torch::kFloat32).contiguous();  // [B, C, S, S]
-  auto mi_items = torch::cat(out_mi).to(torch::kFloat32).contiguous();  // [B]
   if (!ctx.comm->is_root()) return Status::Ok();
+  auto images = images_all.to(torch::kFloat32).contiguous();  // [B, C, S, S]
+  auto mi_items = mi_all.to(torch::kFloat32).contiguous();    // [B]
+  if (images.size(0) != B || mi_items.size(0) != B)
+    return Status::Internal(fmt::format("synthesis: gathered {} images and {} MI values, expected {}", images.size(0),
+                                        mi_items.size(0), B));
 
   const int64_t C = images.size(1), H = images.size(2), W = images.size(3);
   MIGVIS_ASSIGN_OR_RETURN(auto af, h5::AtomicFile::create(ctx.dir / schema::kOutFile));

@@ -2,6 +2,7 @@
 // concurrency cap, retries, requeues, blocked dependents, cache hits, cancel.
 // No sleeps: the fake launcher advances the fake clock to the next exit.
 #include "orchestrator/scheduler.h"
+#include "orchestrator/executor.h"
 
 #include <algorithm>
 #include <deque>
@@ -204,6 +205,31 @@ TEST(SchedulerTest, EtaFromFinishedJobs) {
   ASSERT_TRUE(e);
   s.on_exit(e->first, e->second);
   EXPECT_DOUBLE_EQ(s.eta_s(), 2.0 * 3);  // 3 remaining x mean 2 s / 1 slot
+}
+
+}  // namespace
+}  // namespace migvis::orch
+
+namespace migvis::orch {
+namespace {
+
+TEST(WorkerArgvTest, MpiExecutorWrapsOnlyDataParallelStages) {
+  RunOptions local;
+  EXPECT_EQ(worker_argv("/w", "/r/j", "diffusion", 4, local), (std::vector<std::string>{"/w", "--job", "/r/j"}));
+  RunOptions mpi;
+  mpi.executor = "mpi";
+  auto d = worker_argv("/w", "/r/j", "diffusion", 2, mpi);
+  ASSERT_GE(d.size(), 8u);
+  EXPECT_NE(d[0].find("mpirun"), std::string::npos);
+  EXPECT_EQ(std::vector<std::string>(d.end() - 3, d.end()), (std::vector<std::string>{"/w", "--job", "/r/j"}));
+  EXPECT_EQ(d[d.size() - 4], "2");
+  EXPECT_EQ(d[d.size() - 5], "-np");
+  EXPECT_NE(std::find(d.begin(), d.end(), "none"), d.end()) << "--bind-to none keeps threads off one core";
+  EXPECT_EQ(worker_argv("/w", "/r/j", "vae", 2, mpi).size(), 3u) << "vae jobs stay single-process";
+  EXPECT_EQ(worker_argv("/w", "/r/j", "synthesis", 1, mpi).size(), 3u) << "one rank needs no mpirun";
+  mpi.ranks = 3;
+  auto s = worker_argv("/w", "/r/j", "synthesis", 1, mpi);
+  EXPECT_EQ(s[s.size() - 4], "3") << "--ranks overrides resources.ranks";
 }
 
 }  // namespace
