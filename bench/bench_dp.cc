@@ -6,6 +6,10 @@
 // prints a table; JSON to --json. Model: the CPU-default UNet (32x32, width 32,
 // mults 1,2,2), global batch --batch (split over ranks), Adam, clip 1.0.
 //   build/bench/bench_dp [--steps 6] [--batch 64] [--json bench_dp.json]
+//                        [--synthesis-job DIR --worker PATH]
+// With --synthesis-job (a finished or planned synthesis job directory), its grid
+// is also run by the real worker on 1 rank x 2 threads and 2 ranks x 1 thread
+// (copies of its job.yaml in temporary directories) and the images/s compared.
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "schemas/job_spec.h"
 #include "worker/comm.h"
 #include "worker/diffusion/train.h"
 
@@ -90,7 +95,7 @@ int main(int argc, char** argv) {
   int steps = 6, threads = 1;
   int64_t batch = 64;
   bool is_child = false;
-  std::string json = "bench_dp.json", out;
+  std::string json = "bench_dp.json", out, synthesis_job, worker;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -100,6 +105,8 @@ int main(int argc, char** argv) {
     else if (a == "--json") json = next();
     else if (a == "--child") is_child = true;
     else if (a == "--out") out = next();
+    else if (a == "--synthesis-job") synthesis_job = next();
+    else if (a == "--worker") worker = next();
     else {
       fmt::print(stderr, "usage: bench_dp [--steps N] [--batch B] [--json FILE]\n");
       return 64;
@@ -137,6 +144,36 @@ int main(int argc, char** argv) {
   fmt::print("2 ranks x 1 thread vs 1 rank x 2 threads: {:.2f}x\n", two_ranks / two_threads);
   nlohmann::json all = {{"layouts", results}, {"scaling_efficiency_2_ranks", efficiency},
                         {"ranks_vs_threads", two_ranks / two_threads}};
+  if (!synthesis_job.empty()) {
+    auto spec = schema::read_job_spec(synthesis_job);
+    if (!spec.ok() || worker.empty()) {
+      fmt::print(stderr, "bench_dp: --synthesis-job needs a job dir with job.yaml and --worker: {}\n",
+                 spec.status().to_string());
+      return 65;
+    }
+    // Chunks of 8 items: ranks split the grid by whole chunks.
+    spec->params["chunk"] = 8;
+    nlohmann::json syn = nlohmann::json::array();
+    fmt::print("\nsynthesis grid of {} on the real worker\n| layout | images/s |\n|---|---|\n", synthesis_job);
+    for (auto& l : {Layout{1, 2}, Layout{2, 1}}) {
+      fs::path dir = fs::temp_directory_path() / fmt::format("bench_dp_syn_{}_{}x{}", getpid(), l.ranks, l.threads);
+      if (!schema::write_job_spec(*spec, dir).ok()) return 1;
+      std::string cmd = fmt::format(
+          "OMP_NUM_THREADS={0} mpirun --allow-run-as-root --oversubscribe --bind-to none -np {1} {2} --threads {0} "
+          "--log-level warn --job {3}", l.threads, l.ranks, worker, dir.string());
+      if (std::system(cmd.c_str()) != 0) return 1;
+      auto r = schema::read_job_result(dir);
+      if (!r.ok()) return 1;
+      double ips = r->metrics["images_per_s"];
+      fmt::print("| {} rank(s) x {} thread(s) | {:.2f} |\n", l.ranks, l.threads, ips);
+      syn.push_back({{"ranks", l.ranks}, {"threads", l.threads}, {"images_per_s", ips}});
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+    double ratio = syn[1]["images_per_s"].get<double>() / syn[0]["images_per_s"].get<double>();
+    fmt::print("synthesis: 2 ranks x 1 thread vs 1 rank x 2 threads: {:.2f}x\n", ratio);
+    all["synthesis"] = {{"job", synthesis_job}, {"layouts", syn}, {"ranks_vs_threads", ratio}};
+  }
   std::ofstream(json) << all.dump(2);
   fmt::print("wrote {}\n", json);
   return 0;
