@@ -8,6 +8,7 @@
 
 #include "orchestrator/cli.h"
 #include "orchestrator/executor.h"
+#include "orchestrator/slurm_submit.h"
 #include "orchestrator/recorder.h"
 #include "schemas/job_spec.h"
 #include "sweeps/sweep.h"
@@ -26,6 +27,11 @@ struct SweepArgs {
   bool verbose = false;
   std::string executor = "local";
   int ranks = 0;
+  // submit
+  std::string partition, account, qos;
+  int throttle = 0;
+  int signal_seconds = 120;
+  bool dry_run = false;
 };
 
 std::string self_path() {
@@ -60,6 +66,42 @@ Result<std::string> saved_sweep(const fs::path& root, const std::string& name) {
   if (found.size() > 1)
     return Status::InvalidArgument(fmt::format("{} sweeps were run under {}; name one", found.size(), root.string()));
   return found.front();
+}
+
+Status do_submit(const SweepArgs& a) {
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
+  auto& [plan, text] = loaded;
+  SlurmSubmitOptions o;
+  o.root = a.root;
+  o.partition = a.partition;
+  o.account = a.account;
+  o.qos = a.qos;
+  o.throttle = a.throttle;
+  o.signal_seconds = a.signal_seconds;
+  o.dry_run = a.dry_run;
+  o.self = self_path();
+  o.worker = resolve_worker("", o.self);
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));
+  MIGVIS_RETURN_IF_ERROR(write_file_atomic(fs::path(a.root) / "sweeps" / (plan.sweep + ".yaml"), text));
+  MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
+  slurm::SystemCommandRunner runner;
+  MIGVIS_ASSIGN_OR_RETURN(auto sub, submit_plan_to_slurm(plan, text, o, recorder.get(), &runner));
+  fmt::print("sweep {}: {} jobs, {} already complete; {} SLURM arrays{}\n", plan.sweep, plan.jobs.size(), sub.cached,
+             sub.levels.size(), a.dry_run ? " (dry run: nothing submitted)" : "");
+  for (auto& l : sub.levels) {
+    std::string ids;
+    for (auto& id : l.array_ids) ids += (ids.empty() ? "" : ",") + id;
+    fmt::print("  {:<10} arrays {}{}\n", l.stage, ids, l.ingest_id.empty() ? "" : ", ingest " + l.ingest_id);
+    for (auto& s : l.scripts) fmt::print("             script {}\n", s.string());
+    if (a.dry_run)
+      for (auto& c : l.commands) {
+        std::string line;
+        for (auto& w : c) line += (line.empty() ? "" : " ") + slurm::shell_quote(w);
+        fmt::print("             {}\n", line);
+      }
+  }
+  fmt::print("record: {}\n", sub.record.string());
+  return Status::Ok();
 }
 
 Status do_run(const SweepArgs& a, const std::string& file) {
@@ -298,6 +340,22 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   add_exec(run);
   add_max(run);
   run->callback([a, out] { out->set(do_run(*a, a->file)); });
+
+  auto* submit = sw->add_subcommand(
+      "submit", "Submit a sweep to SLURM: one job array per stage, chained with afterok, an ingest job after each "
+                "stage; exits at once (log out freely)");
+  submit->add_option("sweep", a->file, "sweep YAML file")->required();
+  add_root(submit);
+  add_max(submit);
+  submit->add_option("--partition", a->partition, "SLURM partition");
+  submit->add_option("--account", a->account, "SLURM account");
+  submit->add_option("--qos", a->qos, "SLURM QOS");
+  submit->add_option("--throttle", a->throttle, "at most N tasks of an array at once (%N)")->check(CLI::Range(0, 100000));
+  submit->add_option("--signal-seconds", a->signal_seconds,
+                     "USR1 this many seconds before the time limit: workers checkpoint and requeue (default 120)")
+      ->check(CLI::Range(10, 3600));
+  submit->add_flag("--dry-run", a->dry_run, "write the sbatch scripts and print the plan; submit nothing");
+  submit->callback([a, out] { out->set(do_submit(*a)); });
 
   auto* plan = sw->add_subcommand("plan", "Expand without running: jobs per stage, cached vs would run");
   plan->add_option("sweep", a->file, "sweep YAML file")->required();

@@ -287,6 +287,12 @@ void kill_stale_worker(const fs::path& job_dir) {
   for (int i = 0; i < 250 && live_worker_pid(job_dir); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
+std::string resolve_worker(const std::string& explicit_path, const std::string& self) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (const char* env = std::getenv("MIGVIS_WORKER")) return env;
+  return program_next_to(self, "migvis-worker");
+}
+
 Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_text, const RunOptions& opts,
                             RunRecorder* recorder) {
   fs::path root = fs::absolute(opts.root).lexically_normal();
@@ -294,9 +300,7 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
   std::error_code ec;
   fs::remove(root / "sweeps" / (plan.sweep + ".cancel"), ec);
 
-  std::string worker = opts.worker;
-  if (worker.empty() && std::getenv("MIGVIS_WORKER")) worker = std::getenv("MIGVIS_WORKER");
-  if (worker.empty()) worker = program_next_to(opts.self, "migvis-worker");
+  std::string worker = resolve_worker(opts.worker, opts.self);
   std::string data_runner = opts.data_runner;
   if (data_runner.empty() && std::getenv("MIGVIS_DATA_RUNNER")) data_runner = std::getenv("MIGVIS_DATA_RUNNER");
   if (data_runner.empty()) data_runner = opts.self;

@@ -84,6 +84,10 @@ struct RunOptions {
 std::vector<std::string> worker_argv(const std::string& worker, const fs::path& dir, const std::string& stage,
                                      int ranks, const RunOptions& opts);
 
+// The migvis-worker to launch: `explicit_path`, else $MIGVIS_WORKER, else next
+// to `self` (install layout), else ../worker/migvis-worker (build-tree layout).
+std::string resolve_worker(const std::string& explicit_path, const std::string& self);
+
 // Per-job status seen on disk (no DB needed): complete, failed, running (a live
 // worker.pid), or pending.
 enum class DiskState { kPending, kRunning, kDone, kFailed };

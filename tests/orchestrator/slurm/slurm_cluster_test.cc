@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "orchestrator/slurm/submit.h"
+#include "results/catalog.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
 
@@ -114,6 +115,44 @@ TEST_F(SlurmClusterTest, ArraysChainAndFailedParentCancelsDependents) {
   EXPECT_EQ(outcome[d + "_1"], Outcome::kDone);
   EXPECT_EQ(outcome[b + "_0"], Outcome::kAppError);
   EXPECT_EQ(outcome[a + "_0"], Outcome::kCancelled);
+}
+
+// Users' main path: `migvis sweep submit` compiles the tiny sweep (both animals,
+// every stage) into one array per stage and exits; SLURM runs every job with the
+// real worker and the ingest jobs fill the catalog.
+TEST_F(SlurmClusterTest, SweepSubmitRunsTheTinySweepEndToEnd) {
+  const fs::path root = dir_->path() / "submit";
+  const std::string sweep = std::string(MIGVIS_SOURCE_DIR) + "/sweeps/tiny.yaml";
+  auto r = migvis::testing::run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " +
+                                        migvis::testing::migvis_bin() + " sweep submit " + sweep + " --root " +
+                                        root.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("eval"), std::string::npos) << r.output;
+  SystemCommandRunner runner;
+  ASSERT_TRUE(wait_gone(&runner, {}, 300)) << "the sweep's jobs were still queued after 300 s";
+  int ok = 0;
+  for (auto& stage : fs::directory_iterator(root / "jobs"))
+    for (auto& job : fs::directory_iterator(stage.path())) {
+      auto res = schema::read_job_result(job.path());
+      if (res.ok() && res->status == "ok") ++ok;
+      else {
+        auto log = read_file(job.path() / "run.log");
+        ADD_FAILURE() << job.path() << " did not finish: " << (log.ok() ? *log : std::string("(no run.log)"));
+      }
+    }
+  EXPECT_EQ(ok, 10);
+  // The ingest jobs (afterany per stage) loaded every job into the catalog.
+  auto cat = catalog::Catalog::open(catalog::db_path_for_root(root), catalog::Catalog::Mode::kReadOnly);
+  ASSERT_TRUE(cat.ok()) << cat.status().message();
+  auto q = (*cat)->query("SELECT COUNT(*) FROM jobs WHERE status = 'done'", {});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(catalog::value_to_string(q->rows.at(0).at(0)), "10");
+  // A second submit finds everything complete and submits nothing.
+  auto again = migvis::testing::run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " +
+                                            migvis::testing::migvis_bin() + " sweep submit " + sweep + " --root " +
+                                            root.string());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("10 already complete; 0 SLURM arrays"), std::string::npos) << again.output;
 }
 
 }  // namespace
