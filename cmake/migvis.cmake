@@ -19,8 +19,13 @@ function(migvis_add_test)
                      -np ${T_MPI_RANKS} $<TARGET_FILE:${T_NAME}>)
     set_tests_properties(${T_NAME} PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT})
   else()
+    # Every slurm test starts its own private cluster on the same ports: one at a time.
+    set(lock "")
+    if(T_LABEL STREQUAL "slurm")
+      set(lock RESOURCE_LOCK migvis_slurm_cluster)
+    endif()
     gtest_discover_tests(${T_NAME}
       DISCOVERY_MODE PRE_TEST
-      PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT})
+      PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT} ${lock})
   endif()
 endfunction()

@@ -7,6 +7,7 @@
 
 #include "orchestrator/slurm/submit.h"
 #include "results/catalog.h"
+#include "results/h5.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
 
@@ -153,6 +154,69 @@ TEST_F(SlurmClusterTest, SweepSubmitRunsTheTinySweepEndToEnd) {
                                             root.string());
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("10 already complete; 0 SLURM arrays"), std::string::npos) << again.output;
+}
+
+// Preemption: `scontrol requeue` of a running training task. The worker gets
+// SIGTERM, writes a checkpoint and exits 75; SLURM requeues the task; it resumes
+// from the checkpoint and finishes, with no step trained twice.
+TEST_F(SlurmClusterTest, RequeuedTrainingJobResumesFromItsCheckpoint) {
+  const fs::path root = dir_->path() / "preempt";
+  auto synth = migvis::testing::run_command(migvis::testing::migvis_bin() + " data synth --preset tiny --seed 4 --out " +
+                                            (root / "d.h5").string());
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  schema::JobSpec spec;
+  spec.job_id = "00000000000000ee";
+  spec.stage = "diffusion";
+  spec.seed = 9;
+  spec.params = YAML::Load("{image_size: 16, width: 8, mults: [1, 2], attn_heads: 1, attn_dim_head: 8, timesteps: 20,"
+                           " steps: 300, batch: 8, grad_accum: 1, log_every: 1, checkpoint_every: 5, sample_count: 2}");
+  spec.inputs = {{"dataset", (root / "d.h5").string()}};
+  spec.resources.threads = 1;
+  const fs::path job = root / "job";
+  ASSERT_TRUE(schema::write_job_spec(spec, job).ok());
+  std::vector<Level> levels(1);
+  auto& a = levels[0].spec;
+  a.sweep = "t";
+  a.stage = "diffusion";
+  a.name = "migvis-t-preempt";
+  a.job_dirs = {job};
+  a.command = {migvis::testing::worker_bin(), "--job"};
+  a.log_dir = root / "logs";
+  a.mem_gb = 1;
+  a.time_min = 10;
+  SubmitOptions o;
+  o.script_dir = root / "scripts";
+  SystemCommandRunner runner;
+  auto sub = submit_levels(levels, o, &runner);
+  ASSERT_TRUE(sub.ok()) << sub.status().to_string();
+  const std::string task = (*sub)[0].array_ids[0] + "_0";
+  bool ckpt = false;
+  for (int i = 0; i < 600 && !ckpt; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ckpt = fs::exists(job / "ckpt/latest");
+  }
+  ASSERT_TRUE(ckpt) << "no checkpoint before preemption";
+  ASSERT_FALSE(fs::exists(job / "result.yaml")) << "finished before it could be preempted; make it longer";
+  auto rq = runner.run({"scontrol", "requeue", task});
+  ASSERT_TRUE(rq.ok());
+  ASSERT_EQ(rq->exit_code, 0) << rq->err;
+  ASSERT_TRUE(wait_gone(&runner, {(*sub)[0].array_ids[0]}, 300)) << "requeued task did not finish";
+  auto res = schema::read_job_result(job);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  EXPECT_EQ(res->status, "ok");
+  auto log = read_file(job / "run.log");
+  std::string text = log.ok() ? *log : "";
+  // The log is appended across attempts: the first stops with a checkpoint,
+  // the second resumes from it.
+  EXPECT_NE(text.find("stopped on request"), std::string::npos) << text;
+  EXPECT_NE(text.find("resumed at step"), std::string::npos) << text;
+  // One curve point per step, each step once: nothing lost, nothing repeated.
+  auto f = h5::File::open(job / "out.h5");
+  ASSERT_TRUE(f.ok());
+  auto curve = f->read<double>("curves/loss");
+  ASSERT_TRUE(curve.ok()) << curve.status().to_string();
+  ASSERT_EQ(curve->dim(0), 300u);
+  for (hsize_t i = 0; i < curve->dim(0); ++i) ASSERT_EQ(curve->data[i * 2], static_cast<double>(i + 1));
 }
 
 }  // namespace

@@ -88,6 +88,7 @@ TEST(SlurmParseTest, SqueueAndArrayExpansion) {
 TEST(SlurmRenderTest, HostileJobDirsNeverExecute) {
   migvis::testing::TempDir tmp;
   const std::string hostile = (tmp / "a$(touch PWNED1)`touch PWNED2`'\"x\n;touch PWNED3 @COMMAND@").string();
+  fs::create_directories(hostile);  // the script appends the worker's output to <dir>/run.log
   fs::path record = tmp / "args.txt";
   fs::path fake = tmp / "fake-worker.sh";
   {
@@ -111,6 +112,7 @@ TEST(SlurmRenderTest, HostileJobDirsNeverExecute) {
   auto args = read_file(record);
   ASSERT_TRUE(args.ok());
   EXPECT_EQ(*args, "2\n--job\n" + hostile + "\n");
+  EXPECT_TRUE(fs::exists(fs::path(hostile) / "run.log")) << "the log redirection did not reach the job directory";
 }
 
 TEST(SlurmRenderTest, GoldenScriptAndSbatchArgs) {
