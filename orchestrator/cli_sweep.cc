@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -198,6 +199,42 @@ Status do_status(const SweepArgs& a) {
       fmt::print("  {:<10} {:>6} {:>8} {:>7} {:>8}\n", st, per[st][int(DiskState::kDone)],
                  per[st][int(DiskState::kRunning)], per[st][int(DiskState::kFailed)], per[st][int(DiskState::kPending)]);
   for (auto& f : failed) fmt::print("  failed {}\n", f);
+
+  // Finished jobs go into the catalog again (idempotent), whoever ran them.
+  MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
+  size_t ingested = 0;
+  for (auto& j : plan.jobs) {
+    fs::path d = sweeps::job_dir_for(root, j);
+    if (fs::exists(d / schema::kResultFile) && recorder->ingest(d).ok()) ++ingested;
+  }
+  fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
+
+  // Submitted to SLURM: what the scheduler says about the tasks not yet done.
+  fs::path record = root / "slurm" / (plan.sweep + ".json");
+  if (fs::exists(record)) {
+    slurm::SystemCommandRunner runner;
+    auto tasks = slurm_task_states(record, &runner, [](double sec) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(sec));
+    });
+    if (!tasks.ok()) {
+      fmt::print("  slurm: cannot reach the controller ({})\n", tasks.status().message());
+    } else {
+      std::map<std::string, size_t> by_outcome;
+      std::vector<std::string> problems;
+      for (auto& t : *tasks) {
+        if (disk_state(t.job_dir) == DiskState::kDone) continue;
+        by_outcome[std::string(slurm::outcome_name(t.outcome))]++;
+        if (t.outcome != slurm::Outcome::kStillQueued && t.outcome != slurm::Outcome::kDone)
+          problems.push_back(fmt::format("{} {} ({}): {}{}", t.stage, t.task_id, t.raw_state,
+                                         slurm::outcome_name(t.outcome),
+                                         slurm::counts_against_retries(t.outcome) ? "" : " (not the job's fault)"));
+      }
+      std::string summary;
+      for (auto& [k, v] : by_outcome) summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", v, k);
+      fmt::print("  slurm ({}): {}\n", record.string(), summary.empty() ? "every submitted job is done" : summary);
+      for (auto& p : problems) fmt::print("    {}\n", p);
+    }
+  }
   return Status::Ok();
 }
 
@@ -206,6 +243,12 @@ Status do_cancel(const SweepArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
   auto& plan = loaded.first;
   fs::path root = fs::absolute(a.root);
+  fs::path record = root / "slurm" / (plan.sweep + ".json");
+  if (fs::exists(record)) {  // submitted to SLURM: cancel this sweep's jobs only
+    slurm::SystemCommandRunner runner;
+    MIGVIS_ASSIGN_OR_RETURN(size_t n, slurm_cancel(record, &runner));
+    fmt::print("sweep {}: scancel on its {} SLURM job(s)\n", plan.sweep, n);
+  }
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(root / "sweeps" / (plan.sweep + ".cancel"), "cancel\n"));
   // No orchestrator running: kill workers it left behind ourselves.
   auto lock = RootLock::acquire(root);

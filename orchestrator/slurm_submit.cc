@@ -79,7 +79,8 @@ Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std
   MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
   nlohmann::json rec = {{"sweep", plan.sweep}, {"submitted_at", schema::utc_now_iso8601()}, {"dry_run", opts.dry_run}};
   for (auto& l : out.levels) {
-    nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"ingest", l.ingest_id}};
+    nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
+                         {"ingest", l.ingest_id}};
     for (auto& lv : levels)
       if (lv.spec.stage == l.stage) {
         std::vector<std::string> dirs;
@@ -91,6 +92,88 @@ Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std
   out.record = root / "slurm" / (plan.sweep + ".json");
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(out.record, rec.dump(2) + "\n"));
   return out;
+}
+
+}  // namespace migvis::orch
+
+namespace migvis::orch {
+namespace {
+
+Result<nlohmann::json> read_record(const fs::path& record) {
+  MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(record));
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (!j.contains("levels")) return nlohmann::json(nlohmann::json::object({{"levels", nlohmann::json::array()}}));
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    return Status::DataLoss(record.string() + ": not a submission record: " + e.what());
+  }
+}
+
+}  // namespace
+
+Result<std::vector<SlurmTaskState>> slurm_task_states(const fs::path& record, slurm::CommandRunner* runner,
+                                                      const std::function<void(double)>& sleep_s) {
+  MIGVIS_ASSIGN_OR_RETURN(auto rec, read_record(record));
+  std::vector<SlurmTaskState> tasks;
+  std::vector<std::string> ids;
+  for (auto& l : rec["levels"]) {
+    auto arrays = l.value("arrays", std::vector<std::string>{});
+    auto dirs = l.value("job_dirs", std::vector<std::string>{});
+    ids.insert(ids.end(), arrays.begin(), arrays.end());
+    auto sizes = l.value("array_sizes", std::vector<size_t>{});
+    if (sizes.size() != arrays.size())
+      return Status::DataLoss(record.string() + ": array_sizes does not match arrays for stage " + l.value("stage", "?"));
+    // Arrays were cut at MaxArraySize in order: task k of array i is dirs[offset_i + k].
+    size_t offset = 0;
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      for (size_t k = 0; k < sizes[i] && offset + k < dirs.size(); ++k) {
+        SlurmTaskState t;
+        t.stage = l.value("stage", "");
+        t.task_id = arrays[i] + "_" + std::to_string(k);
+        t.job_dir = dirs[offset + k];
+        tasks.push_back(t);
+      }
+      offset += sizes[i];
+    }
+  }
+  if (ids.empty()) return tasks;
+  std::string start = rec.value("submitted_at", "now-7days");
+  if (start.size() > 19) start = start.substr(0, 19);  // sacct takes YYYY-MM-DDTHH:MM:SS
+  MIGVIS_ASSIGN_OR_RETURN(auto acct, slurm::query_accounting(runner, ids, start, 5, sleep_s));
+  std::map<std::string, const slurm::AccountingRecord*> by_id;
+  for (auto& r : acct) by_id[r.job_id] = &r;
+  MIGVIS_ASSIGN_OR_RETURN(auto queue, slurm::query_queue(runner, ids));
+  std::map<std::string, std::string> queued;
+  for (auto& q : queue)
+    for (auto& id : slurm::expand_array_id(q.job_id)) queued[id] = std::string(slurm::state_name(q.state));
+  for (auto& t : tasks) {
+    auto a = by_id.find(t.task_id);
+    if (a != by_id.end()) {
+      t.outcome = slurm::classify(*a->second);
+      t.raw_state = a->second->raw_state;
+    }
+    auto q = queued.find(t.task_id);
+    if (q != queued.end()) {  // still in the queue: squeue is the fresher source
+      t.outcome = slurm::Outcome::kStillQueued;
+      t.raw_state = q->second;
+    }
+  }
+  return tasks;
+}
+
+Result<size_t> slurm_cancel(const fs::path& record, slurm::CommandRunner* runner) {
+  MIGVIS_ASSIGN_OR_RETURN(auto rec, read_record(record));
+  std::vector<std::string> argv = {"scancel"};
+  for (auto& l : rec["levels"]) {
+    for (auto& a : l.value("arrays", std::vector<std::string>{})) argv.push_back(a);
+    std::string ingest = l.value("ingest", "");
+    if (!ingest.empty()) argv.push_back(ingest);
+  }
+  if (argv.size() == 1) return size_t{0};
+  MIGVIS_ASSIGN_OR_RETURN(auto out, runner->run(argv));
+  if (out.exit_code != 0) return Status::Unavailable("scancel failed: " + out.err);
+  return argv.size() - 1;
 }
 
 }  // namespace migvis::orch

@@ -5,6 +5,7 @@
 // same wherever it is launched; completed jobs are not submitted again.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,27 @@ Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const S
 Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std::string& sweep_text,
                                              const SlurmSubmitOptions& opts, RunRecorder* recorder,
                                              slurm::CommandRunner* runner);
+
+}  // namespace migvis::orch
+
+namespace migvis::orch {
+
+// What SLURM says about a submitted sweep (record = <root>/slurm/<sweep>.json).
+struct SlurmTaskState {
+  std::string stage;
+  std::string task_id;     // "123_4"
+  fs::path job_dir;
+  slurm::Outcome outcome = slurm::Outcome::kStillQueued;
+  std::string raw_state;   // sacct State, or squeue's when not yet accounted
+};
+
+// Reconciles the record with sacct (--starttime = the submission time; retried
+// with backoff) and squeue; one entry per array task, in submission order.
+Result<std::vector<SlurmTaskState>> slurm_task_states(const fs::path& record, slurm::CommandRunner* runner,
+                                                      const std::function<void(double)>& sleep_s);
+
+// scancel on the sweep's own arrays and ingest jobs (and nothing else).
+// Returns how many SLURM job ids were cancelled.
+Result<size_t> slurm_cancel(const fs::path& record, slurm::CommandRunner* runner);
 
 }  // namespace migvis::orch

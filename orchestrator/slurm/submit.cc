@@ -146,6 +146,7 @@ Result<std::vector<SubmittedLevel>> submit_levels(const std::vector<Level>& leve
       auto argv = sbatch_args(spec, script);
       out.scripts.push_back(script);
       out.commands.push_back(argv);
+      out.array_sizes.push_back(spec.job_dirs.size());
       if (opts.dry_run) {
         out.array_ids.push_back(fmt::format("<{}.{}>", spec.stage, part));
         continue;

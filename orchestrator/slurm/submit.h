@@ -55,6 +55,7 @@ struct SubmitOptions {
 struct SubmittedLevel {
   std::string stage;
   std::vector<std::string> array_ids;  // several when split by MaxArraySize
+  std::vector<size_t> array_sizes;     // tasks in each array (the level's job dirs, in order)
   std::string ingest_id;
   std::vector<fs::path> scripts;
   std::vector<std::vector<std::string>> commands;  // the sbatch argv used (or planned)

@@ -148,6 +148,11 @@ TEST_F(SlurmClusterTest, SweepSubmitRunsTheTinySweepEndToEnd) {
   auto q = (*cat)->query("SELECT COUNT(*) FROM jobs WHERE status = 'done'", {});
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(catalog::value_to_string(q->rows.at(0).at(0)), "10");
+  // `sweep status` reconciles with sacct (through slurmdbd) and the job dirs.
+  auto status = migvis::testing::run_command(migvis::testing::migvis_bin() + " sweep status --root " + root.string());
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("10 done"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("every submitted job is done"), std::string::npos) << status.output;
   // A second submit finds everything complete and submits nothing.
   auto again = migvis::testing::run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " +
                                             migvis::testing::migvis_bin() + " sweep submit " + sweep + " --root " +
