@@ -55,10 +55,13 @@ class MpiCommunicator final : public Communicator {
     for (auto& b : buckets) {
       MPI_Datatype dt = mpi_type(b.flat.scalar_type());
       if (dt == MPI_DATATYPE_NULL || !b.flat.is_floating_point())
-        return Status::InvalidArgument("all_reduce_mean needs float32/float64 CPU tensors");
+        return Status::InvalidArgument("all_reduce_mean needs float32/float64 tensors");
+      // Device tensors (no NCCL built in) travel through host memory.
+      at::Tensor host = b.flat.is_cpu() ? b.flat : b.flat.cpu();
       MIGVIS_RETURN_IF_ERROR(mpi_status(
-          MPI_Allreduce(MPI_IN_PLACE, b.flat.data_ptr(), static_cast<int>(b.flat.numel()), dt, MPI_SUM, MPI_COMM_WORLD),
+          MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), dt, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce"));
+      if (!b.flat.is_cpu()) b.flat.copy_(host);
       b.flat.div_(size_);
       unpack_bucket(b, tensors);
     }
@@ -71,8 +74,10 @@ class MpiCommunicator final : public Communicator {
     for (auto& b : buckets) {
       MPI_Datatype dt = mpi_type(b.flat.scalar_type());
       if (dt == MPI_DATATYPE_NULL) return Status::InvalidArgument("broadcast: unsupported dtype");
+      at::Tensor host = b.flat.is_cpu() ? b.flat : b.flat.cpu();
       MIGVIS_RETURN_IF_ERROR(mpi_status(
-          MPI_Bcast(b.flat.data_ptr(), static_cast<int>(b.flat.numel()), dt, root, MPI_COMM_WORLD), "MPI_Bcast"));
+          MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), dt, root, MPI_COMM_WORLD), "MPI_Bcast"));
+      if (!b.flat.is_cpu()) b.flat.copy_(host);
       unpack_bucket(b, tensors);
     }
     return Status::Ok();

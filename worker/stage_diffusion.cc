@@ -120,6 +120,9 @@ h5::Array<float> to_array(const torch::Tensor& t) {
 }
 
 Status write_outputs(const StageContext& ctx, const StageParams& sp, DiffusionTrainer& tr, const NoiseSchedule& s) {
+  // Samples and model.pt come from the EMA model on the CPU, so model.pt loads
+  // anywhere (synthesis may run on a CPU-only node).
+  tr.ema()->to(torch::kCPU);
   // DDIM samples from the EMA model, fixed seed.
   torch::Tensor samples;
   if (sp.sample_count > 0) {
@@ -196,6 +199,7 @@ Status run_diffusion_stage(StageContext& ctx) {
   MIGVIS_RETURN_IF_ERROR(sp.unet.validate().with_context("job.yaml: params"));
 
   NoiseSchedule schedule(sp.schedule);
+  sp.train.device = ctx.device;  // decided once per job by the worker (cuda:N when asked for and present)
   DiffusionTrainer tr(sp.unet, schedule, sp.train, images, &comm);
   Checkpointer ck(ctx.dir);
   MIGVIS_ASSIGN_OR_RETURN(bool resumed, tr.restore(ck));

@@ -66,8 +66,16 @@ int resolve_threads(int flag, int from_job) {
 }
 
 std::string resolve_device(int gpus) {
-  if (gpus > 0 && torch::cuda::is_available()) return "cuda:0";
-  return "cpu";
+  if (gpus <= 0 || !torch::cuda::is_available()) return "cpu";
+  // One GPU per rank on a multi-GPU node: the local rank picks it.
+  int local = 0;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+    if (const char* s = std::getenv(var)) {
+      local = std::atoi(s);
+      break;
+    }
+  int n = static_cast<int>(torch::cuda::device_count());
+  return "cuda:" + std::to_string(n > 0 ? local % n : 0);
 }
 
 std::unique_ptr<Communicator> make_communicator() {

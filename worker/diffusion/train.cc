@@ -55,6 +55,9 @@ DiffusionTrainer::DiffusionTrainer(const UNetOptions& unet_options, const NoiseS
     }
   }
   ema_->eval();
+  const torch::Device dev(opt_.device);
+  model_->to(dev);
+  ema_->to(dev);
   adam_ = std::make_unique<torch::optim::Adam>(
       model_->parameters(), torch::optim::AdamOptions(opt_.lr).betas({opt_.beta1, opt_.beta2}));
   Status st = broadcast_params();
@@ -85,6 +88,12 @@ Result<double> DiffusionTrainer::train_step() {
     torch::Tensor x0 = images_.index_select(0, idx);                                    // [b, C, H, W]
     torch::Tensor t = torch::randint(0, schedule_.timesteps(), {b}, gen, torch::kLong);  // [b]
     torch::Tensor noise = torch::randn(x0.sizes(), gen, x0.options());                  // [b, C, H, W]
+    const torch::Device dev(opt_.device);
+    if (!dev.is_cpu()) {
+      x0 = x0.to(dev);
+      t = t.to(dev);
+      noise = noise.to(dev);
+    }
     torch::Tensor x_t = q_sample(schedule_, x0, t, noise);
     torch::Tensor pred = model_->forward(x_t, t).pred;
     DiffusionLoss l = diffusion_loss(schedule_, pred, training_target(schedule_, x0, t, noise), t);

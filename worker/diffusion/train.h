@@ -36,6 +36,9 @@ struct TrainOptions {
   int64_t ema_every = 10;       // steps between EMA updates
   int64_t log_every = 10;       // steps per point of the loss curve (mean over the window)
   uint64_t seed = 0;
+  // "cpu" or "cuda:N": where the model, its EMA and every batch live. Batches
+  // are drawn on the CPU (same random numbers on any device) and moved.
+  std::string device = "cpu";
   Status validate(int ranks) const;
 };
 
