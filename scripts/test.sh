@@ -4,7 +4,8 @@
 # Usage: scripts/test.sh [ctest args...], e.g. scripts/test.sh -L unit
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-"$HERE/scripts/install_deps.sh" --with-slurm --with-browser
+# python3-torch (--with-bench) lets the critic test script a TorchScript feature extractor.
+"$HERE/scripts/install_deps.sh" --with-slurm --with-browser --with-bench
 "$HERE/scripts/build.sh"
 BUILD=${MIGVIS_BUILD_DIR:-$HERE/build}
 cd "$BUILD"
