@@ -51,4 +51,14 @@ void unpack_bucket(const Bucket& b, std::vector<at::Tensor>& tensors) {
   }
 }
 
+Status run_bucketed(std::vector<at::Tensor>& tensors, size_t bucket_bytes, int divide_by,
+                    const std::function<Status(at::Tensor& flat)>& collective) {
+  for (auto& b : make_buckets(tensors, bucket_bytes)) {
+    MIGVIS_RETURN_IF_ERROR(collective(b.flat));
+    if (divide_by > 1) b.flat.div_(divide_by);
+    unpack_bucket(b, tensors);
+  }
+  return Status::Ok();
+}
+
 }  // namespace migvis::worker

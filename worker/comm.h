@@ -5,6 +5,7 @@
 // built when MIGVIS_HAVE_MPI / MIGVIS_HAVE_NCCL).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,11 @@ struct Bucket {
 };
 std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, size_t bucket_bytes);
 void unpack_bucket(const Bucket& b, std::vector<at::Tensor>& tensors);
+// The bucketed collective both multi-process communicators run: packs
+// `tensors`, applies `collective` to each bucket's flat tensor in place, divides
+// by `divide_by` when it is > 1 (a mean), and copies the results back.
+Status run_bucketed(std::vector<at::Tensor>& tensors, size_t bucket_bytes, int divide_by,
+                    const std::function<Status(at::Tensor& flat)>& collective);
 
 class SingleProcessCommunicator final : public Communicator {
  public:

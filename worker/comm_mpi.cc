@@ -51,36 +51,31 @@ class MpiCommunicator final : public Communicator {
 
   Status all_reduce_mean(std::vector<at::Tensor>& tensors) override {
     if (size_ == 1) return Status::Ok();
-    auto buckets = make_buckets(tensors, kBucketBytes);
-    for (auto& b : buckets) {
-      MPI_Datatype dt = mpi_type(b.flat.scalar_type());
-      if (dt == MPI_DATATYPE_NULL || !b.flat.is_floating_point())
+    return run_bucketed(tensors, kBucketBytes, size_, [](at::Tensor& flat) {
+      MPI_Datatype dt = mpi_type(flat.scalar_type());
+      if (dt == MPI_DATATYPE_NULL || !flat.is_floating_point())
         return Status::InvalidArgument("all_reduce_mean needs float32/float64 tensors");
       // Device tensors (no NCCL built in) travel through host memory.
-      at::Tensor host = b.flat.is_cpu() ? b.flat : b.flat.cpu();
+      at::Tensor host = flat.is_cpu() ? flat : flat.cpu();
       MIGVIS_RETURN_IF_ERROR(mpi_status(
           MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), dt, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce"));
-      if (!b.flat.is_cpu()) b.flat.copy_(host);
-      b.flat.div_(size_);
-      unpack_bucket(b, tensors);
-    }
-    return Status::Ok();
+      if (!flat.is_cpu()) flat.copy_(host);
+      return Status::Ok();
+    });
   }
 
   Status broadcast(std::vector<at::Tensor>& tensors, int root) override {
     if (size_ == 1) return Status::Ok();
-    auto buckets = make_buckets(tensors, kBucketBytes);
-    for (auto& b : buckets) {
-      MPI_Datatype dt = mpi_type(b.flat.scalar_type());
+    return run_bucketed(tensors, kBucketBytes, 1, [root](at::Tensor& flat) {
+      MPI_Datatype dt = mpi_type(flat.scalar_type());
       if (dt == MPI_DATATYPE_NULL) return Status::InvalidArgument("broadcast: unsupported dtype");
-      at::Tensor host = b.flat.is_cpu() ? b.flat : b.flat.cpu();
-      MIGVIS_RETURN_IF_ERROR(mpi_status(
-          MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), dt, root, MPI_COMM_WORLD), "MPI_Bcast"));
-      if (!b.flat.is_cpu()) b.flat.copy_(host);
-      unpack_bucket(b, tensors);
-    }
-    return Status::Ok();
+      at::Tensor host = flat.is_cpu() ? flat : flat.cpu();
+      MIGVIS_RETURN_IF_ERROR(
+          mpi_status(MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), dt, root, MPI_COMM_WORLD), "MPI_Bcast"));
+      if (!flat.is_cpu()) flat.copy_(host);
+      return Status::Ok();
+    });
   }
 
   Status barrier() override { return mpi_status(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }

@@ -67,35 +67,26 @@ class NcclCommunicator final : public Communicator {
 
   Status all_reduce_mean(std::vector<at::Tensor>& tensors) override {
     if (size_ == 1) return Status::Ok();
-    auto buckets = make_buckets(tensors, kBucketBytes);
-    for (auto& b : buckets) {
+    return run_bucketed(tensors, kBucketBytes, size_, [this](at::Tensor& flat) {
       bool ok = false;
-      ncclDataType_t dt = nccl_type(b.flat.scalar_type(), &ok);
-      if (!ok || !b.flat.is_cuda()) return Status::InvalidArgument("NCCL all_reduce_mean needs CUDA float tensors");
+      ncclDataType_t dt = nccl_type(flat.scalar_type(), &ok);
+      if (!ok || !flat.is_cuda()) return Status::InvalidArgument("NCCL all_reduce_mean needs CUDA float tensors");
       MIGVIS_RETURN_IF_ERROR(nccl_status(
-          ncclAllReduce(b.flat.data_ptr(), b.flat.data_ptr(), b.flat.numel(), dt, ncclSum, comm_, stream_),
-          "ncclAllReduce"));
-      MIGVIS_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
-      b.flat.div_(size_);
-      unpack_bucket(b, tensors);
-    }
-    return Status::Ok();
+          ncclAllReduce(flat.data_ptr(), flat.data_ptr(), flat.numel(), dt, ncclSum, comm_, stream_), "ncclAllReduce"));
+      return cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    });
   }
 
   Status broadcast(std::vector<at::Tensor>& tensors, int root) override {
     if (size_ == 1) return Status::Ok();
-    auto buckets = make_buckets(tensors, kBucketBytes);
-    for (auto& b : buckets) {
+    return run_bucketed(tensors, kBucketBytes, 1, [this, root](at::Tensor& flat) {
       bool ok = false;
-      ncclDataType_t dt = nccl_type(b.flat.scalar_type(), &ok);
-      if (!ok || !b.flat.is_cuda()) return Status::InvalidArgument("NCCL broadcast needs CUDA tensors");
+      ncclDataType_t dt = nccl_type(flat.scalar_type(), &ok);
+      if (!ok || !flat.is_cuda()) return Status::InvalidArgument("NCCL broadcast needs CUDA tensors");
       MIGVIS_RETURN_IF_ERROR(nccl_status(
-          ncclBroadcast(b.flat.data_ptr(), b.flat.data_ptr(), b.flat.numel(), dt, root, comm_, stream_),
-          "ncclBroadcast"));
-      MIGVIS_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
-      unpack_bucket(b, tensors);
-    }
-    return Status::Ok();
+          ncclBroadcast(flat.data_ptr(), flat.data_ptr(), flat.numel(), dt, root, comm_, stream_), "ncclBroadcast"));
+      return cuda_status(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    });
   }
 
   Status barrier() override {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "tests/worker/mpi_test_main.h"
 #include "worker/comm.h"
 
 namespace migvis::worker {
@@ -80,19 +81,5 @@ TEST(CommMpiTest, DataParallelMatchesFullBatchAndStaysInSync) {
 }  // namespace migvis::worker
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto comm = migvis::worker::make_mpi_communicator();
-  migvis::worker::g_comm = comm.get();
-  // Only rank 0 prints gtest's report.
-  if (comm->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int rc = RUN_ALL_TESTS();
-  int all = rc;
-  std::vector<at::Tensor> v = {torch::full({1}, static_cast<double>(rc), torch::kFloat64)};
-  (void)comm->all_reduce_mean(v);
-  all = v[0].item<double>() != 0.0 ? 1 : 0;
-  comm.reset();
-  return all;
+  return migvis::testing::run_tests_under_mpi(argc, argv, &migvis::worker::g_comm);
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "tests/worker/mpi_test_main.h"
 #include "worker/comm.h"
 #include "worker/diffusion/train.h"
 
@@ -61,17 +62,5 @@ TEST(DiffusionMpiTest, ParametersStayIdenticalAcrossRanksEveryStep) {
 }  // namespace migvis::worker
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto comm = migvis::worker::make_mpi_communicator();
-  migvis::worker::g_comm = comm.get();
-  if (comm->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int rc = RUN_ALL_TESTS();
-  std::vector<at::Tensor> v = {torch::full({1}, static_cast<double>(rc), torch::kFloat64)};
-  (void)comm->all_reduce_mean(v);
-  int all = v[0].item<double>() != 0.0 ? 1 : 0;
-  comm.reset();
-  return all;
+  return migvis::testing::run_tests_under_mpi(argc, argv, &migvis::worker::g_comm);
 }
