@@ -26,7 +26,8 @@ Status write_curve(const h5::Location& out, const std::string& name, const std::
 Status run_critic_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "negatives", "lr", "weight_decay", "test_fraction",
-                                        "feature_extractor", "width", "feature_dim", "embed_dim", "image_size"}));
+                                        "feature_extractor", "width", "feature_dim", "embed_dim", "image_size",
+                                        "augment_noise", "augment_blur", "keep_best"}));
   critic::TrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 30));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
@@ -34,9 +35,14 @@ Status run_critic_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(to.lr, p.get_double("lr", 1e-3));
   MIGVIS_ASSIGN_OR_RETURN(to.weight_decay, p.get_double("weight_decay", 1e-5));
   MIGVIS_ASSIGN_OR_RETURN(to.test_fraction, p.get_double("test_fraction", 0.2));
+  MIGVIS_ASSIGN_OR_RETURN(to.augment_noise, p.get_double("augment_noise", 0.1));
+  MIGVIS_ASSIGN_OR_RETURN(to.augment_blur, p.get_double("augment_blur", 0.5));
+  MIGVIS_ASSIGN_OR_RETURN(to.keep_best, p.get_bool("keep_best", true));
   to.seed = ctx.spec.seed;
-  if (to.epochs < 1 || to.batch < 2 || to.negatives < 0 || !(to.test_fraction > 0 && to.test_fraction < 1))
-    return Status::InvalidArgument("job.yaml: params: need epochs >= 1, batch >= 2, negatives >= 0, 0 < test_fraction < 1");
+  if (to.epochs < 1 || to.batch < 2 || to.negatives < 0 || !(to.test_fraction > 0 && to.test_fraction < 1) ||
+      !(to.augment_noise >= 0) || !(to.augment_blur >= 0 && to.augment_blur <= 1))
+    return Status::InvalidArgument("job.yaml: params: need epochs >= 1, batch >= 2, negatives >= 0, 0 < test_fraction < 1, "
+                                   "augment_noise >= 0, 0 <= augment_blur <= 1");
 
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));
@@ -90,6 +96,7 @@ Status run_critic_stage(StageContext& ctx) {
                     std::log(static_cast<double>(rep.eval_candidates)));
   }
   if (!rep.train_loss.empty()) ctx.result->metrics["train_loss"] = rep.train_loss.back().second;
+  ctx.result->metrics["best_epoch"] = static_cast<double>(rep.best_epoch);
   ctx.result->artifacts.push_back({"critic", critic::kCriticFile, ""});
   ctx.result->artifacts.push_back({"mi_lower_bound", schema::kOutFile, "/mi_lower_bound"});
   return Status::Ok();

@@ -37,11 +37,15 @@ double mean_nn_distance(const torch::Tensor& a, const torch::Tensor& b, bool exc
 
 Status run_eval_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
-  MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "lr", "width", "image_size"}));
+  MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "lr", "width", "image_size", "augment_noise", "augment_blur",
+                                        "keep_best"}));
   eval::ReadoutTrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 20));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
   MIGVIS_ASSIGN_OR_RETURN(to.lr, p.get_double("lr", 2e-3));
+  MIGVIS_ASSIGN_OR_RETURN(to.augment_noise, p.get_double("augment_noise", 0.1));
+  MIGVIS_ASSIGN_OR_RETURN(to.augment_blur, p.get_double("augment_blur", 0.5));
+  MIGVIS_ASSIGN_OR_RETURN(to.keep_best, p.get_bool("keep_best", true));
   to.seed = ctx.spec.seed;
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path syn_dir, require_input(ctx.spec, "synthesis"));

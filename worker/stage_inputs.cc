@@ -51,4 +51,19 @@ torch::Tensor resize_images(const torch::Tensor& x, int64_t size_px) {
   return F::interpolate(x, o.mode(torch::kBilinear).align_corners(false));
 }
 
+torch::Tensor augment_images(torch::Tensor x, double noise, double blur, at::Generator& gen) {
+  const int64_t b = x.size(0);
+  if (blur > 0) {
+    auto blurred = torch::nn::functional::avg_pool2d(
+        x, torch::nn::functional::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
+    auto pick = (torch::rand({b, 1, 1, 1}, gen, x.options()) < blur).to(x.dtype());  // [B, 1, 1, 1]
+    x = pick * blurred + (1 - pick) * x;
+  }
+  if (noise > 0) {
+    auto sd = torch::rand({b, 1, 1, 1}, gen, x.options()) * noise;  // [B, 1, 1, 1]
+    x = (x + sd * torch::randn(x.sizes(), gen, x.options())).clamp(0, 1);
+  }
+  return x;
+}
+
 }  // namespace migvis::worker

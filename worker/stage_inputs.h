@@ -35,4 +35,10 @@ torch::Tensor images_tensor(const data::Dataset& d);
 // returns `x` itself when the size already matches.
 torch::Tensor resize_images(const torch::Tensor& x, int64_t size_px);
 
+// Training-time augmentation of images x [B, C, H, W] in [0, 1] for networks
+// that later score generated images (the critic on x0_hat, the eval read-out):
+// with probability `blur` per image a 3x3 box blur, then Gaussian pixel noise
+// of sd ~ U(0, noise) per image; clamped to [0, 1]. Both 0 = x unchanged.
+torch::Tensor augment_images(torch::Tensor x, double noise, double blur, at::Generator& gen);
+
 }  // namespace migvis::worker

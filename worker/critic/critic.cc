@@ -1,11 +1,14 @@
 #include "worker/critic/critic.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "worker/stage_inputs.h"
 
 namespace migvis::worker::critic {
 
@@ -179,6 +182,8 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
   torch::optim::Adam opt(critic->parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
   critic->train();
   const int64_t bs = std::min(o.batch, n_train);
+  double best_mi = -std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> best;  // parameters of the best epoch (keep_best)
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     if (should_stop && should_stop()) return Status::Cancelled("critic training stopped on request");
     auto order = torch::randperm(n_train, gen, torch::kLong);
@@ -186,7 +191,7 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
     int64_t batches = 0;
     for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
       auto idx = order.slice(0, b0, b0 + bs);
-      auto x = x_train.index_select(0, idx);                  // [B, C, H, W]
+      auto x = augment_images(x_train.index_select(0, idx), o.augment_noise, o.augment_blur, gen);  // [B, C, H, W]
       auto z = z_train.index_select(0, idx);                  // [B, G*R]
       auto neg = torch::randint(n_train, {o.negatives}, gen, torch::kLong);
       auto z_all = torch::cat({z, z_train.index_select(0, neg)}, 0);  // [B + Nn, G*R]
@@ -202,12 +207,26 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
       ++batches;
     }
     rep.train_loss.emplace_back(epoch + 1, batches ? sum / batches : 0.0);
-    if ((epoch + 1) % 5 == 0 || epoch + 1 == o.epochs) {
+    if (o.keep_best || (epoch + 1) % 5 == 0 || epoch + 1 == o.epochs) {
       auto mi = evaluate_mi(critic, x_test, z_test, rep.eval_candidates);
       double m = 0;
       for (double v : mi) m += v / G;
       rep.test_mi.emplace_back(epoch + 1, m);
+      if (o.keep_best && m > best_mi) {
+        best_mi = m;
+        rep.best_epoch = epoch + 1;
+        torch::NoGradGuard ng;
+        best.clear();
+        for (auto& t : critic->parameters()) best.push_back(t.detach().clone());
+      }
     }
+  }
+  if (o.keep_best && !best.empty()) {
+    torch::NoGradGuard ng;
+    auto params = critic->parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
+  } else {
+    rep.best_epoch = o.epochs;
   }
   rep.mi_test = evaluate_mi(critic, x_test, z_test, rep.eval_candidates);
   critic->eval();

@@ -105,6 +105,16 @@ struct TrainOptions {
   double weight_decay = 1e-5;
   double test_fraction = 0.2;
   uint64_t seed = 0;
+  // Augmentation of training images, so the critic also scores the blurred,
+  // noisy x0_hat that guidance feeds it (MIGVIS_METHOD.md stage 4) sensibly:
+  // each image gets Gaussian pixel noise of sd ~ U(0, augment_noise) ([0, 1]
+  // units) and, with probability augment_blur, a 3x3 box blur. 0 = off.
+  double augment_noise = 0.0;
+  double augment_blur = 0.0;
+  // Keep the parameters of the epoch with the best held-out bound (evaluated
+  // every epoch) instead of the last: with a few hundred stimuli the CNN
+  // overfits long before `epochs`.
+  bool keep_best = false;
 };
 
 struct TrainReport {
@@ -113,6 +123,7 @@ struct TrainReport {
   int64_t eval_candidates = 0;            // K of the held-out bound (capped at log K)
   std::vector<std::pair<double, double>> train_loss;  // (epoch, mean loss)
   std::vector<std::pair<double, double>> test_mi;     // (epoch, mean over groups)
+  int64_t best_epoch = 0;                 // epoch whose parameters were kept (keep_best), else epochs
 };
 
 // Trains `critic` on images [N, C, H, W] in [0, 1] paired with latents [N, G * R]:

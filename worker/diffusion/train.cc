@@ -1,5 +1,7 @@
 #include "worker/diffusion/train.h"
 
+#include <algorithm>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -74,7 +76,12 @@ Status DiffusionTrainer::broadcast_params() {
 void DiffusionTrainer::update_ema() {
   torch::NoGradGuard g;
   auto src = model_->parameters(), dst = ema_->parameters();
-  for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(opt_.ema_decay).add_(src[i], 1.0 - opt_.ema_decay);
+  // Warm-up: the k-th update (k = 1, 2, ...) uses min(ema_decay, (1 + k) / (10 + k)),
+  // so the random initial weights fade out within the first few updates instead
+  // of holding ema_decay^k of the average (30% after 60 updates at 0.98).
+  const double k = static_cast<double>(step_ / opt_.ema_every);
+  const double decay = std::min(opt_.ema_decay, (1.0 + k) / (10.0 + k));
+  for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(decay).add_(src[i], 1.0 - decay);
 }
 
 Result<double> DiffusionTrainer::train_step() {

@@ -32,7 +32,7 @@ struct TrainOptions {
   double beta1 = 0.9;
   double beta2 = 0.99;
   double grad_clip = 1.0;       // global L2 norm; 0 = off
-  double ema_decay = 0.98;
+  double ema_decay = 0.98;     // capped at (1 + k) / (10 + k) for the k-th update (warm-up)
   int64_t ema_every = 10;       // steps between EMA updates
   int64_t log_every = 10;       // steps per point of the loss curve (mean over the window)
   uint64_t seed = 0;

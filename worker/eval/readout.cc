@@ -1,5 +1,6 @@
 #include "worker/eval/readout.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,7 +18,7 @@ ReadoutImpl::ReadoutImpl(const ReadoutOptions& o, std::vector<FactorHead> h) : o
       nn::Conv2d(nn::Conv2dOptions(2 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU(),
       nn::Conv2d(nn::Conv2dOptions(4 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU()));
   out = register_module("out", nn::ModuleList());
-  for (auto& fh : heads) out->push_back(nn::Linear(4 * w * 4, fh.categorical ? fh.classes : 1));
+  for (auto& fh : heads) out->push_back(nn::Linear(4 * w * 4, fh.outputs()));
 }
 
 ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
@@ -28,7 +29,7 @@ ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
   r.features = f;
   for (size_t i = 0; i < heads.size(); ++i) {
     auto y = out[i]->as<nn::Linear>()->forward(f);
-    r.outputs.push_back(heads[i].categorical ? y : y.squeeze(1));
+    r.outputs.push_back(heads[i].categorical || heads[i].periodic ? y : y.squeeze(1));  // [B, K] / [B, 2] / [B]
   }
   return r;
 }
@@ -51,6 +52,10 @@ std::vector<FactorHead> heads_for(const data::Dataset& d) {
         for (float v : f.values) s += (v - m) * (v - m);
         h.mean = m;
         h.std = std::max(1e-6, std::sqrt(s / std::max<size_t>(f.values.size(), 1)));
+        if (f.units == "deg" && !f.values.empty()) {
+          auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
+          h.periodic = *hi - *lo > 270;
+        }
       }
       hs.push_back(h);
     }
@@ -82,20 +87,45 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
     for (size_t i = 0; i < r->heads.size(); ++i) {
       auto& h = r->heads[i];
       auto y = targets[i].index_select(0, idx);
-      if (h.categorical) loss = loss + torch::nn::functional::cross_entropy(out.outputs[i], y);
-      else loss = loss + torch::mse_loss(out.outputs[i], (y - h.mean) / h.std);
+      if (h.categorical) {
+        loss = loss + torch::nn::functional::cross_entropy(out.outputs[i], y);
+      } else if (h.periodic) {
+        auto rad = y * (M_PI / 180.0);
+        loss = loss + torch::mse_loss(out.outputs[i], torch::stack({rad.cos(), rad.sin()}, 1));  // [B, 2]
+      } else {
+        loss = loss + torch::mse_loss(out.outputs[i], (y - h.mean) / h.std);
+      }
     }
     return loss;
   };
+  double best_loss = std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> best;  // parameters of the best epoch (keep_best)
   for (int64_t e = 0; e < o.epochs; ++e) {
     auto order = train.index_select(0, torch::randperm(n_train, gen, torch::kLong));
     for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
       auto idx = order.slice(0, b0, b0 + bs);
-      auto loss = loss_of(r->forward(images.index_select(0, idx)), idx);
+      auto x = augment_images(images.index_select(0, idx), o.augment_noise, o.augment_blur, gen);
+      auto loss = loss_of(r->forward(x), idx);
       opt.zero_grad();
       loss.backward();
       opt.step();
     }
+    if (o.keep_best) {
+      torch::NoGradGuard ng;
+      r->eval();
+      const double l = loss_of(r->forward(images.index_select(0, test)), test).item<double>();
+      r->train();
+      if (l < best_loss) {
+        best_loss = l;
+        best.clear();
+        for (auto& t : r->parameters()) best.push_back(t.detach().clone());
+      }
+    }
+  }
+  if (!best.empty()) {
+    torch::NoGradGuard ng;
+    auto params = r->parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
   }
   r->eval();
   auto pred = predict(r, images.index_select(0, test));
@@ -104,6 +134,9 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
     auto y = targets[i].index_select(0, test);
     if (r->heads[i].categorical) {
       score.push_back((pred.values[i] == y).to(torch::kFloat64).mean().item<double>());
+    } else if (r->heads[i].periodic) {
+      auto err = (pred.values[i] - y).to(torch::kFloat64) * (M_PI / 180.0);
+      score.push_back(err.cos().mean().item<double>());
     } else {
       auto yd = y.to(torch::kFloat64), pd = pred.values[i].to(torch::kFloat64);
       double ss_res = (yd - pd).pow(2).sum().item<double>(), ss_tot = (yd - yd.mean()).pow(2).sum().item<double>();
@@ -122,7 +155,9 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
     feats.push_back(out.features);
     for (size_t i = 0; i < r->heads.size(); ++i) {
       auto& h = r->heads[i];
-      parts[i].push_back(h.categorical ? out.outputs[i].argmax(1) : out.outputs[i] * h.std + h.mean);
+      if (h.categorical) parts[i].push_back(out.outputs[i].argmax(1));
+      else if (h.periodic) parts[i].push_back(torch::atan2(out.outputs[i].select(1, 1), out.outputs[i].select(1, 0)) * (180.0 / M_PI));
+      else parts[i].push_back(out.outputs[i] * h.std + h.mean);
     }
   }
   Predictions p;
@@ -150,7 +185,11 @@ std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std
       per_item = per_item.sqrt();
     } else {
       per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
-      for (size_t i : idx) per_item = per_item + (a[i] - b[i]).to(torch::kFloat64).abs() / static_cast<double>(idx.size());
+      for (size_t i : idx) {
+        auto d = (a[i] - b[i]).to(torch::kFloat64).abs();
+        if (heads[i].periodic) d = torch::minimum(torch::remainder(d, 360.0), 360.0 - torch::remainder(d, 360.0));
+        per_item = per_item + d / static_cast<double>(idx.size());
+      }
     }
     out.push_back(per_item.mean().item<double>());
   }

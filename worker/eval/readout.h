@@ -25,6 +25,11 @@ struct FactorHead {
   bool categorical = false;
   int64_t classes = 0;      // categorical
   double mean = 0, std = 1; // continuous standardisation
+  // An angle in degrees whose values span (nearly) the full circle, e.g. the
+  // in-plane rotation rxy in [-180, 180): read out as (cos, sin) and compared
+  // by the wrapped difference, so -179 and 179 are 2 degrees apart.
+  bool periodic = false;
+  int64_t outputs() const { return categorical ? classes : (periodic ? 2 : 1); }
 };
 
 struct ReadoutOptions {
@@ -58,13 +63,19 @@ struct ReadoutTrainOptions {
   int64_t epochs = 20, batch = 64;
   double lr = 2e-3, test_fraction = 0.2;
   uint64_t seed = 0;
+  // Training images are augmented (worker::augment_images) so the read-out also
+  // labels blurred, noisy generated images; 0 = off.
+  double augment_noise = 0.0, augment_blur = 0.0;
+  // Keep the epoch with the lowest held-out loss (evaluated every epoch).
+  bool keep_best = false;
 };
-// Trains on images [N, C, H, W] in [0, 1]; returns held-out accuracy (categorical)
-// or R^2 (continuous) per head.
+// Trains on images [N, C, H, W] in [0, 1]; returns held-out accuracy (categorical),
+// R^2 (continuous) or mean cos(error) (periodic: 1 exact, 0 chance) per head.
 std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const std::vector<torch::Tensor>& targets,
                                   const ReadoutTrainOptions& o);
 
-// Predictions per head in label units: class [B] int64 or value [B] float32.
+// Predictions per head in label units: class [B] int64 or value [B] float32
+// (periodic: degrees in [-180, 180)).
 struct Predictions {
   std::vector<torch::Tensor> values;
   torch::Tensor features;  // [B, F]
@@ -73,7 +84,7 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256
 
 // Change of each role between paired predictions a and b (same items): categorical
 // roles: fraction of items whose class differs; pose: mean |delta| over pose heads
-// (label units, degrees); position: mean Euclidean shift; size: mean |delta|.
+// (label units, degrees; wrapped to [0, 180] for periodic heads); position: mean Euclidean shift; size: mean |delta|.
 // Returns one value per role in `roles` (NaN where the role has no head).
 std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
                                  const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles);
