@@ -18,6 +18,15 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"preset", T::kEnum, J(), {"tiny", "default", "paper"}},
            {"seed", T::kInt, J(), {}},
            {"import", T::kImport, J(), {}},
+           // Generator overrides (schemas/synth.md); animals and sessions come
+           // from the sweep's own `animals:` / `sessions:` keys.
+           {"image_size", T::kInt, J(), {}},
+           {"categories", T::kInt, J(), {}},
+           {"objects_per_category", T::kInt, J(), {}},
+           {"poses_per_object", T::kInt, J(), {}},
+           {"min_neurons", T::kInt, J(), {}},
+           {"max_neurons", T::kInt, J(), {}},
+           {"repeats", T::kInt, J(), {}},
        }},
       {"vae",
        {
@@ -80,6 +89,9 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"feature_dim", T::kInt, J(), {}},
            {"embed_dim", T::kInt, J(), {}},
            {"image_size", T::kInt, J(), {}},
+           {"augment_noise", T::kNumber, J(), {}},
+           {"augment_blur", T::kNumber, J(), {}},
+           {"keep_best", T::kBool, J(), {}},
        }},
       {"synthesis",
        {
@@ -102,6 +114,9 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"lr", T::kNumber, J(), {}},
            {"width", T::kInt, J(), {}},
            {"image_size", T::kInt, J(), {}},
+           {"augment_noise", T::kNumber, J(), {}},
+           {"augment_blur", T::kNumber, J(), {}},
+           {"keep_best", T::kBool, J(), {}},
        }},
   };
   return k;

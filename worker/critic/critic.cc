@@ -15,18 +15,13 @@ namespace migvis::worker::critic {
 namespace nn = torch::nn;
 
 ConvEncoderImpl::ConvEncoderImpl(const CriticOptions& o) {
-  const int64_t w = o.width;
-  body = register_module("body", nn::Sequential(
-      nn::Conv2d(nn::Conv2dOptions(o.channels, w, 3).stride(2).padding(1)), nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(w, 2 * w, 3).stride(2).padding(1)), nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(2 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU()));
-  head = register_module("head", nn::Linear(4 * w, o.feature_dim));
+  body = register_module("body", ImageTrunk(ImageTrunkOptions{o.channels, o.width}));
+  head = register_module("head", nn::Linear(body->out_features(), o.feature_dim));
 }
 
 torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& x) {
   // x: [B, C, S, S] in [0, 1] -> [B, F]
-  auto h = body->forward(x * 2 - 1);  // [B, 4w, S/8, S/8]
-  return head(h.mean({2, 3}));
+  return head(body->forward(x * 2 - 1));
 }
 
 GroupHeadImpl::GroupHeadImpl(int64_t rank, int64_t feature_dim, int64_t embed_dim) {

@@ -21,6 +21,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "results/h5.h"
+#include "worker/image_trunk.h"
 
 namespace migvis::worker::critic {
 
@@ -35,11 +36,11 @@ struct CriticOptions {
   std::string feature_extractor;  // TorchScript file; empty = train the CNN encoder
 };
 
-// phi: conv stride-2 stack -> global average pool -> linear. x: [B, C, S, S] in [0, 1] -> [B, feature_dim].
+// phi: worker::ImageTrunk -> linear. x: [B, C, S, S] in [0, 1] -> [B, feature_dim].
 struct ConvEncoderImpl : torch::nn::Module {
   explicit ConvEncoderImpl(const CriticOptions& o);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Sequential body{nullptr};
+  ImageTrunk body{nullptr};
   torch::nn::Linear head{nullptr};
 };
 TORCH_MODULE(ConvEncoder);

@@ -11,24 +11,20 @@ namespace migvis::worker::eval {
 namespace nn = torch::nn;
 
 ReadoutImpl::ReadoutImpl(const ReadoutOptions& o, std::vector<FactorHead> h) : options(o), heads(std::move(h)) {
-  const int64_t w = o.width;
-  trunk = register_module("trunk", nn::Sequential(
-      nn::Conv2d(nn::Conv2dOptions(o.channels, w, 3).padding(1)), nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(w, 2 * w, 3).stride(2).padding(1)), nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(2 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU(),
-      nn::Conv2d(nn::Conv2dOptions(4 * w, 4 * w, 3).stride(2).padding(1)), nn::SiLU()));
+  trunk = register_module("trunk", ImageTrunk(ImageTrunkOptions{o.channels, o.width}));
+  dropout = register_module("dropout", nn::Dropout(0.3));
   out = register_module("out", nn::ModuleList());
-  for (auto& fh : heads) out->push_back(nn::Linear(4 * w * 4, fh.outputs()));
+  for (auto& fh : heads) out->push_back(nn::Linear(trunk->out_features(), fh.outputs()));
 }
 
 ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
-  // x: [B, C, H, W] in [0, 1] -> trunk [B, 4w, S/8, S/8] -> pooled 2x2 [B, 16w]
-  auto h = trunk->forward(resize_images(x, options.image_size_px) * 2 - 1);
-  auto f = torch::adaptive_avg_pool2d(h, {2, 2}).flatten(1);
+  // x: [B, C, H, W] in [0, 1] -> trunk features [B, 20w] -> per-head outputs
+  auto f = trunk->forward(resize_images(x, options.image_size_px) * 2 - 1);
   ReadoutOutput r;
   r.features = f;
+  auto fd = dropout->forward(f);
   for (size_t i = 0; i < heads.size(); ++i) {
-    auto y = out[i]->as<nn::Linear>()->forward(f);
+    auto y = out[i]->as<nn::Linear>()->forward(fd);
     r.outputs.push_back(heads[i].categorical || heads[i].periodic ? y : y.squeeze(1));  // [B, K] / [B, 2] / [B]
   }
   return r;

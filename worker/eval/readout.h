@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "results/dataset_io.h"
+#include "worker/image_trunk.h"
 
 namespace migvis::worker::eval {
 
@@ -39,7 +40,7 @@ struct ReadoutOptions {
 };
 
 struct ReadoutOutput {
-  torch::Tensor features;              // [B, 4w] trunk features (quality proxy)
+  torch::Tensor features;              // [B, 20w] trunk features (quality proxy)
   std::vector<torch::Tensor> outputs;  // per head: logits [B, classes] or standardised value [B]
 };
 
@@ -49,7 +50,8 @@ struct ReadoutImpl : torch::nn::Module {
   ReadoutOutput forward(const torch::Tensor& x);
   ReadoutOptions options;
   std::vector<FactorHead> heads;
-  torch::nn::Sequential trunk{nullptr};
+  ImageTrunk trunk{nullptr};
+  torch::nn::Dropout dropout{nullptr};
   torch::nn::ModuleList out{nullptr};
 };
 TORCH_MODULE(Readout);
