@@ -48,26 +48,55 @@ torch::Tensor guidance_losses(critic::Critic& critic, const torch::Tensor& x0_ha
 
 GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
                      const torch::Tensor& x_t, int64_t t, const GuidedBatch& b, bool clip_x0) {
+  // x_t: [B, C, H, W]
   GuidedEps out;
-  const bool guide = b.gamma.ne(0).any().item<bool>();
-  if (!guide) {
+  const auto guided = b.gamma.ne(0);                         // [B] bool
+  const int64_t n_guided = guided.sum().item<int64_t>();
+  if (n_guided == 0) {
     torch::NoGradGuard ng;
     out.eps_model = model(x_t, t);
     out.eps = out.eps_model;
     out.grad = torch::zeros_like(x_t);
     return out;
   }
-  torch::AutoGradMode ag(true);
-  auto x = x_t.detach().requires_grad_(true);
-  auto eps = model(x, t);                                   // [B, C, H, W]
-  auto x0 = diffusion::predict_x0(s, x, eps, t);
-  if (clip_x0) x0 = x0.clamp(-1, 1);
-  auto loss = guidance_losses(critic, x0, b.z_cand, b.group);         // [B]
-  // Items are independent, so d(sum L)/dx_t holds each item's own gradient.
-  auto grad = torch::autograd::grad({loss.sum()}, {x})[0];
-  out.eps_model = eps.detach();
-  out.grad = grad.detach();
-  out.loss = loss.detach();
+  // Items with gamma == 0 need eps only: in a mixed batch they run one forward
+  // without autograd and the guided subset runs forward + backward, so the
+  // backward pass (about twice a forward) is paid only for guided items. Items
+  // are independent, so splitting the batch changes results only by float
+  // rounding (tests/worker/synthesis/guided_test.cc: MixedBatchEqualsItemsAlone).
+  const bool mixed = n_guided < b.size();
+  const auto gi = mixed ? guided.nonzero().squeeze(1) : torch::Tensor();      // [Bg] int64
+  const auto ui = mixed ? guided.logical_not().nonzero().squeeze(1) : torch::Tensor();  // [Bu]
+  auto pick = [&](const torch::Tensor& v) { return mixed ? v.index_select(0, gi) : v; };
+
+  torch::Tensor eps_g, grad_g, loss_g;
+  {
+    torch::AutoGradMode ag(true);
+    auto x = pick(x_t).detach().requires_grad_(true);         // [Bg, C, H, W]
+    auto eps = model(x, t);                                   // [Bg, C, H, W]
+    auto x0 = diffusion::predict_x0(s, x, eps, t);
+    if (clip_x0) x0 = x0.clamp(-1, 1);
+    auto loss = guidance_losses(critic, x0, pick(b.z_cand), pick(b.group));  // [Bg]
+    // Items are independent, so d(sum L)/dx_t holds each item's own gradient.
+    grad_g = torch::autograd::grad({loss.sum()}, {x})[0].detach();
+    eps_g = eps.detach();
+    loss_g = loss.detach();
+  }
+  if (!mixed) {
+    out.eps_model = eps_g;
+    out.grad = grad_g;
+    out.loss = loss_g;
+  } else {
+    torch::NoGradGuard ng;
+    auto x_u = x_t.index_select(0, ui);                       // [Bu, C, H, W]
+    auto eps_u = model(x_u, t);
+    auto x0_u = diffusion::predict_x0(s, x_u, eps_u, t);
+    if (clip_x0) x0_u = x0_u.clamp(-1, 1);
+    auto loss_u = guidance_losses(critic, x0_u, b.z_cand.index_select(0, ui), b.group.index_select(0, ui));
+    out.eps_model = torch::empty_like(x_t).index_copy_(0, gi, eps_g).index_copy_(0, ui, eps_u);
+    out.grad = torch::zeros_like(x_t).index_copy_(0, gi, grad_g);
+    out.loss = torch::empty({b.size()}, loss_g.options()).index_copy_(0, gi, loss_g).index_copy_(0, ui, loss_u);
+  }
   out.eps = out.eps_model + b.gamma.to(x_t.dtype()).view({-1, 1, 1, 1}) * out.grad;
   return out;
 }

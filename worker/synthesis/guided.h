@@ -2,8 +2,9 @@
 //
 // Every item of a batch is one (group, gamma, source/target pair, seed) cell:
 // its own start image, candidate latents (positive first, then K negatives),
-// group, guidance scale and noise seed. One eps-model forward (and, when any
-// gamma != 0, one backward) per denoising step serves the whole batch. Item i's
+// group, guidance scale and noise seed. Per denoising step the guided items
+// (gamma != 0) share one eps-model forward + backward and the gamma == 0 items
+// share one forward without autograd (no backward is paid for them). Item i's
 // result depends only on item i's inputs: nothing couples items (the critic has
 // no batch norm; noise comes from a per-item generator), so a batched run equals
 // the per-item loop up to float rounding.
@@ -65,12 +66,14 @@ std::vector<int64_t> edit_timesteps(int64_t edit_t, int64_t steps);
 torch::Tensor guidance_losses(critic::Critic& critic, const torch::Tensor& x0_hat, const torch::Tensor& z_cand,
                               const torch::Tensor& group);
 
-// One guided noise prediction at step t.
+// One guided noise prediction at step t. In a batch mixing gamma == 0 and
+// gamma != 0 items the model runs twice (guided subset with autograd, the rest
+// without), so `model` sees batches smaller than B.
 struct GuidedEps {
   torch::Tensor eps;        // [B, C, H, W] guided eps' (= eps where gamma == 0)
   torch::Tensor eps_model;  // [B, C, H, W] the model's eps
   torch::Tensor grad;       // [B, C, H, W] dL/dx_t (zeros when every gamma is 0)
-  torch::Tensor loss;       // [B] L_i at x_t (undefined when every gamma is 0)
+  torch::Tensor loss;       // [B] L_i at x0_hat(x_t) (undefined when every gamma is 0)
 };
 GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion::NoiseSchedule& s,
                      const torch::Tensor& x_t, int64_t t, const GuidedBatch& b, bool clip_x0);

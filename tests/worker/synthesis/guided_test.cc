@@ -170,6 +170,44 @@ TEST(GuidedTest, BatchedGridEqualsPerItemLoop) {
   }
 }
 
+TEST(GuidedTest, MixedBatchEqualsItemsAlone) {
+  // A batch mixing gamma == 0 and gamma != 0 items runs the model on two subsets
+  // (the guided one with a backward, the rest without); every item's result,
+  // guided eps and loss must still be what it gets run alone.
+  for (auto dt : {torch::kFloat64, torch::kFloat32}) {
+    Fixture f(dt);
+    GuidedOptions o;
+    o.edit_t = 16; o.steps = 5; o.eta = 0.7;
+    auto b = f.batch(7, dt, {2.0, 0.0, 0.0, 5.0, 0.0, 1.0, 3.0});
+    auto all = guided_edit(f.eps, f.critic, f.sched, b, o);
+    const double tol = dt == torch::kFloat64 ? 1e-10 : 1e-4;
+    const int64_t t = 11;
+    auto x_t = torch::randn({7, 1, 8, 8}, torch::kFloat64).to(dt) * 0.4;
+    auto ge = guided_eps(f.eps, f.critic, f.sched, x_t, t, b, /*clip_x0=*/true);
+    ASSERT_TRUE(ge.loss.defined());
+    for (int64_t i = 0; i < 7; ++i) {
+      auto bi = b.slice(i, i + 1);
+      auto one = guided_edit(f.eps, f.critic, f.sched, bi, o);
+      EXPECT_LT((one[0] - all[i]).abs().max().item<double>(), tol) << "item " << i << " dtype " << dt;
+      auto gi = guided_eps(f.eps, f.critic, f.sched, x_t.slice(0, i, i + 1), t, bi, true);
+      EXPECT_LT((gi.eps[0] - ge.eps[i]).abs().max().item<double>(), tol) << "eps item " << i;
+      EXPECT_LT((gi.eps_model[0] - ge.eps_model[i]).abs().max().item<double>(), tol) << "eps_model item " << i;
+      if (b.gamma[i].item<double>() == 0) {
+        EXPECT_EQ(ge.grad[i].abs().max().item<double>(), 0.0) << "gamma-0 item " << i << " got a gradient";
+        EXPECT_TRUE(torch::equal(ge.eps[i], ge.eps_model[i]));
+      } else {
+        EXPECT_GT(ge.grad[i].abs().max().item<double>(), 0.0) << "guided item " << i;
+        EXPECT_LT((gi.loss[0] - ge.loss[i]).abs().item<double>(), tol) << "loss item " << i;
+      }
+    }
+    // The gamma == 0 items' losses are filled in too (same value as a guided run of them).
+    auto b_all = b;
+    b_all.gamma = torch::ones_like(b.gamma);
+    auto ge_all = guided_eps(f.eps, f.critic, f.sched, x_t, t, b_all, true);
+    EXPECT_LT((ge_all.loss - ge.loss).abs().max().item<double>(), tol);
+  }
+}
+
 TEST(GuidedTest, DdpmSamplerBatchedEqualsLoopToo) {
   Fixture f(torch::kFloat64);
   GuidedOptions o;
