@@ -55,18 +55,32 @@ def edit_timesteps(edit_t, steps):
     return seq
 
 
-# ---- critic (worker/critic/critic.cc) ----
+# ---- critic (worker/critic/critic.cc, trunk: worker/image_trunk.cc) ----
+class ImageTrunk(nn.Module):
+    def __init__(self, channels, w):
+        super().__init__()
+        layers = []
+        def block(i, o):
+            layers.extend([nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(math.gcd(8, o), o), nn.SiLU()])
+        block(channels, w); block(w, w); layers.append(nn.MaxPool2d(2))
+        block(w, 2 * w); block(2 * w, 2 * w); layers.append(nn.MaxPool2d(2))
+        block(2 * w, 4 * w); block(4 * w, 4 * w)
+        self.body = nn.Sequential(*layers)
+        self.out_features = 20 * w
+
+    def forward(self, x):  # [B, C, S, S] in [-1, 1] -> [B, 20w]
+        h = self.body(x)
+        return torch.cat([h.mean((2, 3)), F.adaptive_avg_pool2d(h, 2).flatten(1)], 1)
+
+
 class ConvEncoder(nn.Module):
     def __init__(self, channels, w, feature_dim):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, w, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.SiLU())
-        self.head = nn.Linear(4 * w, feature_dim)
+        self.body = ImageTrunk(channels, w)
+        self.head = nn.Linear(self.body.out_features, feature_dim)
 
     def forward(self, x):  # [B, C, S, S] in [0, 1] -> [B, F]
-        return self.head(self.body(x * 2 - 1).mean((2, 3)))
+        return self.head(self.body(x * 2 - 1))
 
 
 class GroupHead(nn.Module):
