@@ -79,6 +79,7 @@ Status run_runs(const RunsArgs& a) {
 struct IngestArgs {
   DbOptions db;
   std::vector<std::string> dirs;
+  double lock_timeout_s = 600;
 };
 
 // Ingests the given job dirs, or every finished one under <root>/jobs/*/*.
@@ -95,6 +96,10 @@ Status run_ingest(const IngestArgs& a) {
           if (fs::exists(job.path() / "result.yaml")) dirs.push_back(job.path());
     std::sort(dirs.begin(), dirs.end());
   }
+  // One writer at a time, across processes and hosts (SLURM ingest jobs of
+  // several stages may start together): the lock sits beside the DB file.
+  const fs::path db_dir = fs::absolute(a.db.db_path()).parent_path();
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_dir, a.lock_timeout_s));
   MIGVIS_ASSIGN_OR_RETURN(auto cat, Catalog::open(a.db.db_path(), Catalog::Mode::kReadWrite));
   for (const auto& d : dirs) MIGVIS_RETURN_IF_ERROR(cat->ingest_job_dir(d));
   fmt::print("ingested {} job director{} into {}\n", dirs.size(), dirs.size() == 1 ? "y" : "ies",
@@ -171,8 +176,11 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   auto ia = std::make_shared<IngestArgs>();
   auto* in = results->add_subcommand(
       "ingest", "Ingest finished job directories into the catalog (default: all under <root>/jobs).\n"
-                "Writes the DB: do not run while `migvis sweep run` works on the same root.");
+                "Holds the root's single-writer lock (<root>/.ingest.lock.d) while it writes the DB.");
   add_db_options(in, &ia->db);
+  in->add_option("--lock-timeout", ia->lock_timeout_s,
+                 "seconds to wait for another ingester to finish (default 600)")
+      ->check(CLI::Range(0.0, 86400.0));
   in->add_option("dirs", ia->dirs, "job directories (default: every <root>/jobs/<stage>/<id> with result.yaml)");
   in->callback([out, ia] { out->set(run_ingest(*ia)); });
 

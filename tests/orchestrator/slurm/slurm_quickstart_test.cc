@@ -1,0 +1,69 @@
+// The quick-start sweep (sweeps/quickstart.yaml, read from the source tree at
+// test time) through a real single-node SLURM with the real migvis-worker:
+// `sweep submit`, wait, `sweep status`, the catalog filled by the ingest jobs,
+// and the paper tables for both animals. Label slurm; a long test (TIMEOUT 900).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "results/catalog.h"
+#include "schemas/job_spec.h"
+#include "tests/orchestrator/slurm/local_cluster.h"
+
+namespace migvis::slurm {
+namespace {
+
+TEST_F(SlurmClusterTest, QuickstartSweepRunsEndToEndThroughSlurm) {
+  const fs::path root = dir_->path() / "quickstart";
+  const std::string sweep = std::string(MIGVIS_SOURCE_DIR) + "/sweeps/quickstart.yaml";
+  const std::string migvis = migvis::testing::migvis_bin();
+  auto t0 = std::chrono::steady_clock::now();
+  auto sub = migvis::testing::run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " + migvis +
+                                          " sweep submit " + sweep + " --root " + root.string());
+  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(sub.output, m, std::regex(R"(sweep quickstart: (\d+) jobs, 0 already complete)")))
+      << sub.output;
+  const int jobs = std::stoi(m[1]);
+  SystemCommandRunner runner;
+  ASSERT_TRUE(wait_gone(&runner, {}, 840)) << "the quick-start sweep was still queued after 840 s";
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("quickstart through SLURM: %d jobs in %.1f s (submit to empty queue)\n", jobs, wall);
+  RecordProperty("wall_s", std::to_string(wall));
+
+  const std::string status = wait_status_settled(root, 60);
+  EXPECT_NE(status.find(fmt::format("{} jobs: {} done, 0 running, 0 failed, 0 pending", jobs, jobs)), std::string::npos)
+      << status;
+  EXPECT_NE(status.find("every submitted job is done"), std::string::npos) << status;
+  for (auto& stage : fs::directory_iterator(root / "jobs"))
+    for (auto& job : fs::directory_iterator(stage.path())) {
+      auto r = schema::read_job_result(job.path());
+      if (!r.ok() || r->status != "ok")
+        ADD_FAILURE() << job.path() << " did not finish:\n" << file_text(job.path() / "run.log");
+    }
+  // The ingest jobs filled the catalog (status ingests again, idempotently).
+  auto q = migvis::testing::run_command(migvis + " results query --root " + root.string() +
+                                        " --format csv \"SELECT stage, COUNT(*) FROM jobs WHERE status = 'done' "
+                                        "AND sweep = 'quickstart' GROUP BY stage ORDER BY stage\"");
+  ASSERT_EQ(q.exit_code, 0) << q.output;
+  int total = 0;
+  std::regex row(R"((\w+),(\d+))");
+  for (std::sregex_iterator it(q.output.begin(), q.output.end(), row), end; it != end; ++it)
+    total += std::stoi((*it)[2]);
+  EXPECT_EQ(total, jobs) << q.output;
+  for (const char* stage : {"data", "vae", "diffusion", "critic", "synthesis", "eval"})
+    EXPECT_NE(q.output.find(std::string(stage) + ","), std::string::npos) << "no " << stage << " jobs:\n" << q.output;
+
+  auto tables = migvis::testing::run_command(migvis + " results tables --format md --root " + root.string());
+  ASSERT_EQ(tables.exit_code, 0) << tables.output;
+  EXPECT_NE(tables.output.find("a1 R²"), std::string::npos) << tables.output;
+  EXPECT_NE(tables.output.find("a2 R²"), std::string::npos) << tables.output;
+  EXPECT_NE(tables.output.find("| migvis | "), std::string::npos) << tables.output;
+  EXPECT_NE(tables.output.find("group 1"), std::string::npos) << "no selectivity rows:\n" << tables.output;
+}
+
+}  // namespace
+}  // namespace migvis::slurm
