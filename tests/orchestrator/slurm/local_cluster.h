@@ -24,6 +24,7 @@ inline std::string file_text(const fs::path& p) {
 class SlurmClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    started_ = std::chrono::steady_clock::now();
     dir_ = new migvis::testing::TempDir();
     std::string env = "SLURM_DIR=" + shell_quote(dir_->path().string()) + " ACCT=dbd ";
     auto r = migvis::testing::run_command(env + shell_quote(std::string(MIGVIS_SOURCE_DIR) + "/scripts/slurm_local.sh") +
@@ -67,6 +68,15 @@ class SlurmClusterTest : public ::testing::Test {
     return last;
   }
 
+  // Seconds left of a test process limit of `limit_s` (ctest's TIMEOUT) minus
+  // `margin_s` for the checks and the teardown: waits must end before ctest
+  // kills the process, or the teardown never stops the daemons.
+  static double seconds_left(double limit_s, double margin_s) {
+    double used = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return std::max(1.0, limit_s - margin_s - used);
+  }
+
+  static inline std::chrono::steady_clock::time_point started_;
   static inline migvis::testing::TempDir* dir_ = nullptr;
   static inline bool up_ = false;
   static inline std::string start_log_;
