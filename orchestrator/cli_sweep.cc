@@ -448,7 +448,8 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   auto add_root = [a](CLI::App* c) { c->add_option("--root", a->root, "runs directory (default: runs)"); };
   auto add_exec = [a](CLI::App* c) {
     c->add_option("--jobs,-j", a->jobs, "concurrent worker processes (default 1)")->check(CLI::Range(1, 4096));
-    c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1)")->check(CLI::Range(0, 100));
+    c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1); resume of a sweep submitted to SLURM: "
+                    "resubmissions per job for failures of its own (default: submit's --retries)")->check(CLI::Range(0, 100));
     c->add_option("--executor", a->executor,
                   "local (default: one process per job) or mpi (data-parallel stages - diffusion, synthesis - "
                   "run under mpirun with --ranks or their resources.ranks)")
