@@ -3,6 +3,7 @@
 #include "common/dir_lock.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
@@ -185,6 +186,37 @@ TEST(DirLockTest, LockOfADeadProcessOnThisHostIsBroken) {
   EXPECT_NE((*l)->owner().token, "feedfeedfeedfeed");
   EXPECT_EQ(DirLock::read_owner(tmp / "l.d")->token, (*l)->owner().token);
   EXPECT_FALSE(fs::exists(tmp / "l.d.break")) << "the breaker's own lock is gone";
+}
+
+// The holder is killed with SIGKILL (no destructor runs): the next acquirer
+// breaks its lock instead of waiting out the timeout.
+TEST(DirLockTest, LockOfAKilledHolderIsTakenOver) {
+  testing::TempDir tmp;
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t p = fork();
+  ASSERT_GE(p, 0);
+  if (p == 0) {
+    auto l = DirLock::acquire(tmp / "l.d");
+    if (!l.ok()) _exit(2);
+    if (::write(ready[1], "x", 1) != 1) _exit(3);
+    pause();
+    _exit(0);
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  DirLockOptions o;
+  o.timeout_s = 0.2;
+  EXPECT_EQ(DirLock::acquire(tmp / "l.d", o).status().code(), StatusCode::kUnavailable) << "held by a live process";
+  ASSERT_EQ(kill(p, SIGKILL), 0);
+  int st = 0;
+  waitpid(p, &st, 0);
+  o.timeout_s = 5;
+  auto l = DirLock::acquire(tmp / "l.d", o);
+  ASSERT_TRUE(l.ok()) << l.status().to_string();
+  EXPECT_EQ(DirLock::read_owner(tmp / "l.d")->pid, getpid());
+  close(ready[0]);
+  close(ready[1]);
 }
 
 TEST(DirLockTest, LiveProcessOnThisHostIsNeverBrokenWhateverItsAge) {
