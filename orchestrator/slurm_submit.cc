@@ -130,7 +130,8 @@ Result<nlohmann::json> read_record(const fs::path& record) {
   MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(record));
   try {
     auto j = nlohmann::json::parse(text);
-    if (!j.contains("levels")) return nlohmann::json(nlohmann::json::object({{"levels", nlohmann::json::array()}}));
+    if (!j.is_object()) return Status::DataLoss(record.string() + ": not a submission record: not a JSON object");
+    if (!j.contains("levels")) j["levels"] = nlohmann::json::array();  // nothing was submitted
     return j;
   } catch (const nlohmann::json::exception& e) {
     return Status::DataLoss(record.string() + ": not a submission record: " + e.what());
