@@ -20,7 +20,7 @@ namespace {
 // How long catalog writers wait for the single-writer lock (results/catalog.h):
 // commands that must write wait long; `status` only ingests opportunistically.
 constexpr double kIngestLockWaitS = 600;
-constexpr double kStatusLockWaitS = 20;
+constexpr double kStatusLockWaitS = 5;
 
 struct SweepArgs {
   std::string file;
