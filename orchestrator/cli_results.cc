@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
+#include "common/log.h"
 #include "orchestrator/cli.h"
 #include "results/catalog.h"
 #include "results/filters.h"
@@ -79,6 +81,7 @@ Status run_runs(const RunsArgs& a) {
 struct IngestArgs {
   DbOptions db;
   std::vector<std::string> dirs;
+  double lock_timeout_s = 600;
 };
 
 // Ingests the given job dirs, or every finished one under <root>/jobs/*/*.
@@ -95,6 +98,10 @@ Status run_ingest(const IngestArgs& a) {
           if (fs::exists(job.path() / "result.yaml")) dirs.push_back(job.path());
     std::sort(dirs.begin(), dirs.end());
   }
+  // One writer at a time, across processes and hosts (SLURM ingest jobs of
+  // several stages may start together): the lock sits beside the DB file.
+  const fs::path db_dir = fs::absolute(a.db.db_path()).parent_path();
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_dir, a.lock_timeout_s));
   MIGVIS_ASSIGN_OR_RETURN(auto cat, Catalog::open(a.db.db_path(), Catalog::Mode::kReadWrite));
   for (const auto& d : dirs) MIGVIS_RETURN_IF_ERROR(cat->ingest_job_dir(d));
   fmt::print("ingested {} job director{} into {}\n", dirs.size(), dirs.size() == 1 ? "y" : "ies",
@@ -108,9 +115,42 @@ struct TablesArgs {
   std::string out_dir;
 };
 
+// Finished job directories under <root>/jobs the catalog does not list as done
+// yet (a SLURM ingest job that has not run, a sweep killed before ingesting)
+// are ingested first, under the single-writer lock, waiting at most a few
+// seconds for it: another writer holding it is ingesting them anyway.
+void ingest_new_results(const DbOptions& o) {
+  const fs::path jobs = fs::path(o.root) / "jobs";
+  std::error_code ec;
+  if (!o.db.empty() || !fs::is_directory(jobs, ec)) return;
+  std::vector<fs::path> finished;
+  for (auto& stage : fs::directory_iterator(jobs, ec))
+    for (auto& job : fs::directory_iterator(stage.path(), ec))
+      if (fs::exists(job.path() / "result.yaml")) finished.push_back(job.path());
+  if (finished.empty()) return;
+  auto lock = catalog::lock_catalog_for_writing(fs::absolute(o.root), 5);
+  if (!lock.ok()) {
+    MIGVIS_LOG_WARN("not ingesting new results now: {}", lock.status().message());
+    return;
+  }
+  auto cat = Catalog::open(o.db_path(), Catalog::Mode::kReadWrite);
+  if (!cat.ok()) return;  // the read-only open below reports it
+  auto done = (*cat)->query("SELECT job_id FROM jobs WHERE status = 'done'");
+  std::set<std::string> known;
+  if (done.ok())
+    for (auto& row : done->rows)
+      if (auto* id = std::get_if<std::string>(&row.at(0))) known.insert(*id);
+  for (auto& d : finished)
+    if (!known.count(d.filename().string())) {
+      Status st = (*cat)->ingest_job_dir(d);
+      if (!st.ok()) MIGVIS_LOG_WARN("ingest {}: {}", d.string(), st.message());
+    }
+}
+
 // Builds everything first, then writes: a failure leaves --out untouched.
 Status run_tables(const TablesArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(catalog::TableFormat f, catalog::parse_table_format(a.format));
+  ingest_new_results(a.db);
   MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
   MIGVIS_ASSIGN_OR_RETURN(std::vector<catalog::PaperTable> tables, catalog::build_paper_tables(*cat));
   if (a.out_dir.empty()) {
@@ -171,15 +211,19 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   auto ia = std::make_shared<IngestArgs>();
   auto* in = results->add_subcommand(
       "ingest", "Ingest finished job directories into the catalog (default: all under <root>/jobs).\n"
-                "Writes the DB: do not run while `migvis sweep run` works on the same root.");
+                "Holds the root's single-writer lock (<root>/.ingest.lock.d) while it writes the DB.");
   add_db_options(in, &ia->db);
+  in->add_option("--lock-timeout", ia->lock_timeout_s,
+                 "seconds to wait for another ingester to finish (default 600)")
+      ->check(CLI::Range(0.0, 86400.0));
   in->add_option("dirs", ia->dirs, "job directories (default: every <root>/jobs/<stage>/<id> with result.yaml)");
   in->callback([out, ia] { out->set(run_ingest(*ia)); });
 
   auto ta = std::make_shared<TablesArgs>();
   auto* tb = results->add_subcommand(
       "tables", "Regenerate the paper's 4 tables (both animals side by side, mean ± std over seeds) from the catalog,\n"
-                "listing missing cells (shared/MIGVIS_METHOD.md 'Tables to regenerate')");
+                "listing missing cells (shared/MIGVIS_METHOD.md 'Tables to regenerate'). Finished jobs under\n"
+                "<root>/jobs not yet in the catalog are ingested first (idempotent).");
   add_db_options(tb, &ta->db);
   tb->add_option("--format", ta->format, "md, latex or csv")->capture_default_str();
   tb->add_option("--out", ta->out_dir, "write table<N>_<name>.<ext> files here instead of printing");

@@ -17,6 +17,11 @@
 namespace migvis::orch {
 namespace {
 
+// How long catalog writers wait for the single-writer lock (results/catalog.h):
+// commands that must write wait long; `status` only ingests opportunistically.
+constexpr double kIngestLockWaitS = 600;
+constexpr double kStatusLockWaitS = 5;
+
 struct SweepArgs {
   std::string file;
   std::string root = "runs";
@@ -69,7 +74,7 @@ Result<std::string> saved_sweep(const fs::path& root, const std::string& name) {
   return found.front();
 }
 
-Status do_submit(const SweepArgs& a) {
+Status do_submit(const SweepArgs& a, int retries) {
   MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
   auto& [plan, text] = loaded;
   SlurmSubmitOptions o;
@@ -80,10 +85,12 @@ Status do_submit(const SweepArgs& a) {
   o.throttle = a.throttle;
   o.signal_seconds = a.signal_seconds;
   o.dry_run = a.dry_run;
+  o.retries = retries;
   o.self = self_path();
   o.worker = resolve_worker("", o.self);
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(fs::path(a.root) / "sweeps" / (plan.sweep + ".yaml"), text));
+  MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(a.root, kIngestLockWaitS));
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   slurm::SystemCommandRunner runner;
   MIGVIS_ASSIGN_OR_RETURN(auto sub, submit_plan_to_slurm(plan, text, o, recorder.get(), &runner));
@@ -117,6 +124,10 @@ Status do_run(const SweepArgs& a, const std::string& file) {
   o.executor = a.executor;
   o.ranks = a.ranks;
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));  // before the DB: one writer
+  // The run writes the catalog as jobs finish: it holds the single-writer lock
+  // throughout (SLURM ingest jobs on the same root wait for it).
+  MIGVIS_RETURN_IF_ERROR(make_dirs(a.root));
+  MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(a.root, kIngestLockWaitS));
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   auto t0 = std::chrono::steady_clock::now();
   MIGVIS_ASSIGN_OR_RETURN(RunSummary s, run_plan(plan, text, o, recorder.get()));
@@ -200,14 +211,21 @@ Status do_status(const SweepArgs& a) {
                  per[st][int(DiskState::kRunning)], per[st][int(DiskState::kFailed)], per[st][int(DiskState::kPending)]);
   for (auto& f : failed) fmt::print("  failed {}\n", f);
 
-  // Finished jobs go into the catalog again (idempotent), whoever ran them.
-  MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
-  size_t ingested = 0;
-  for (auto& j : plan.jobs) {
-    fs::path d = sweeps::job_dir_for(root, j);
-    if (fs::exists(d / schema::kResultFile) && recorder->ingest(d).ok()) ++ingested;
+  // Finished jobs go into the catalog again (idempotent), whoever ran them,
+  // unless another writer (a running sweep, an ingest job) holds the lock for
+  // long: it ingests them itself.
+  auto ingest_lock = catalog::lock_catalog_for_writing(root, kStatusLockWaitS);
+  if (!ingest_lock.ok()) {
+    fmt::print("  catalog: not ingesting now ({})\n", ingest_lock.status().message());
+  } else {
+    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
+    size_t ingested = 0;
+    for (auto& j : plan.jobs) {
+      fs::path d = sweeps::job_dir_for(root, j);
+      if (fs::exists(d / schema::kResultFile) && recorder->ingest(d).ok()) ++ingested;
+    }
+    fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
   }
-  fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
 
   // Submitted to SLURM: what the scheduler says about the tasks not yet done.
   fs::path record = root / "slurm" / (plan.sweep + ".json");
@@ -221,8 +239,19 @@ Status do_status(const SweepArgs& a) {
     } else {
       std::map<std::string, size_t> by_outcome;
       std::vector<std::string> problems;
-      for (auto& t : *tasks) {
+      // A job resubmitted by `sweep resume` has several tasks: its latest counts.
+      std::map<fs::path, size_t> latest;
+      for (size_t i = 0; i < tasks->size(); ++i) latest[(*tasks)[i].job_dir] = i;
+      for (size_t i = 0; i < tasks->size(); ++i) {
+        const auto& t = (*tasks)[i];
+        if (latest[t.job_dir] != i) continue;
         if (disk_state(t.job_dir) == DiskState::kDone) continue;
+        if (!t.known) {  // neither sacct nor squeue knows it
+          by_outcome["lost"]++;
+          problems.push_back(fmt::format("{} {}: unknown to SLURM (lost; `migvis sweep resume` resubmits it)", t.stage,
+                                         t.task_id));
+          continue;
+        }
         by_outcome[std::string(slurm::outcome_name(t.outcome))]++;
         if (t.outcome != slurm::Outcome::kStillQueued && t.outcome != slurm::Outcome::kDone)
           problems.push_back(fmt::format("{} {} ({}): {}{}", t.stage, t.task_id, t.raw_state,
@@ -236,6 +265,58 @@ Status do_status(const SweepArgs& a) {
     }
   }
   return Status::Ok();
+}
+
+// `sweep resume` of a sweep submitted to SLURM (and not as a dry run): ingest
+// what finished, then resubmit what is lost or failed within its budget
+// (resume_submitted_sweep); nothing runs on this machine.
+Status do_resume_submitted(const SweepArgs& a, const sweeps::Plan& plan, bool retries_given) {
+  const fs::path root = fs::absolute(a.root);
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(root));
+  {
+    MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(root, kIngestLockWaitS));
+    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
+    for (auto& j : plan.jobs) {
+      fs::path d = sweeps::job_dir_for(root, j);
+      if (fs::exists(d / schema::kResultFile)) (void)recorder->ingest(d);
+    }
+  }
+  SlurmSubmitOptions o;
+  o.root = root;
+  o.self = self_path();
+  o.worker = resolve_worker("", o.self);
+  slurm::SystemCommandRunner runner;
+  MIGVIS_ASSIGN_OR_RETURN(auto rep, resume_submitted_sweep(plan, o, retries_given ? a.retries : -1, &runner, [](double sec) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(sec));
+  }));
+  fmt::print("sweep {} (SLURM): {} jobs: {} done, {} queued or running, {} resubmitted, {} over their retry budget, "
+             "{} blocked (retries {})\n",
+             plan.sweep, plan.jobs.size(), rep.done, rep.queued, rep.resubmitted, rep.over_budget, rep.blocked,
+             rep.retries);
+  for (auto& l : rep.lines) fmt::print("  {}\n", l);
+  for (auto& l : rep.levels) {
+    std::string ids;
+    for (auto& id : l.array_ids) ids += (ids.empty() ? "" : ",") + id;
+    fmt::print("  {:<10} arrays {}{}\n", l.stage, ids, l.ingest_id.empty() ? "" : ", ingest " + l.ingest_id);
+  }
+  if (rep.over_budget || rep.blocked)
+    return Status::FailedPrecondition(fmt::format(
+        "sweep {}: {} job(s) over their retry budget and {} blocked (listed above); fix the cause, then `migvis sweep "
+        "resume {} --retries N` with a larger N",
+        plan.sweep, rep.over_budget, rep.blocked, plan.sweep));
+  return Status::Ok();
+}
+
+Status do_resume(const SweepArgs& a, bool retries_given) {
+  MIGVIS_ASSIGN_OR_RETURN(std::string file, saved_sweep(a.root, a.name));
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
+  const fs::path record = fs::absolute(a.root) / "slurm" / (loaded.first.sweep + ".json");
+  if (fs::exists(record)) {
+    MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(record));
+    auto rec = nlohmann::json::parse(text, nullptr, false);
+    if (!rec.is_discarded() && !rec.value("dry_run", false)) return do_resume_submitted(a, loaded.first, retries_given);
+  }
+  return do_run(a, file);
 }
 
 Status do_cancel(const SweepArgs& a) {
@@ -367,7 +448,8 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   auto add_root = [a](CLI::App* c) { c->add_option("--root", a->root, "runs directory (default: runs)"); };
   auto add_exec = [a](CLI::App* c) {
     c->add_option("--jobs,-j", a->jobs, "concurrent worker processes (default 1)")->check(CLI::Range(1, 4096));
-    c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1)")->check(CLI::Range(0, 100));
+    c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1); resume of a sweep submitted to SLURM: "
+                    "resubmissions per job for failures of its own (default: submit's --retries)")->check(CLI::Range(0, 100));
     c->add_option("--executor", a->executor,
                   "local (default: one process per job) or mpi (data-parallel stages - diffusion, synthesis - "
                   "run under mpirun with --ranks or their resources.ranks)")
@@ -398,7 +480,11 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
                      "USR1 this many seconds before the time limit: workers checkpoint and requeue (default 120)")
       ->check(CLI::Range(10, 3600));
   submit->add_flag("--dry-run", a->dry_run, "write the sbatch scripts and print the plan; submit nothing");
-  submit->callback([a, out] { out->set(do_submit(*a)); });
+  submit->add_option("--retries", a->retries,
+                     "resubmissions `sweep resume` allows a job for failures of its own (default 2; preemption and "
+                     "node failures never count)")
+      ->check(CLI::Range(0, 100));
+  submit->callback([a, out, submit] { out->set(do_submit(*a, submit->count("--retries") > 0 ? a->retries : 2)); });
 
   auto* plan = sw->add_subcommand("plan", "Expand without running: jobs per stage, cached vs would run");
   plan->add_option("sweep", a->file, "sweep YAML file")->required();
@@ -412,14 +498,13 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   add_root(status);
   status->callback([a, out] { out->set(do_status(*a)); });
 
-  auto* resume = sw->add_subcommand("resume", "Finish an interrupted sweep (stale running jobs are rerun)");
+  auto* resume = sw->add_subcommand(
+      "resume", "Finish an interrupted sweep (stale running jobs are rerun). A sweep submitted to SLURM is resubmitted "
+                "through SLURM: lost and failed jobs within their retry budget (preemption and node failures are free)");
   resume->add_option("name", a->name, "sweep name (optional when only one was run)");
   add_root(resume);
   add_exec(resume);
-  resume->callback([a, out] {
-    auto file = saved_sweep(a->root, a->name);
-    out->set(file.ok() ? do_run(*a, *file) : file.status());
-  });
+  resume->callback([a, out, resume] { out->set(do_resume(*a, resume->count("--retries") > 0)); });
 
   auto* cancel = sw->add_subcommand("cancel", "Stop a running sweep (its workers are killed; resume continues)");
   cancel->add_option("name", a->name, "sweep name (optional when only one was run)");

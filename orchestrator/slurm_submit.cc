@@ -1,5 +1,6 @@
 #include "orchestrator/slurm_submit.h"
 
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -9,20 +10,23 @@
 
 namespace migvis::orch {
 
-Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
-                                               size_t* cached) {
+namespace {
+
+// Levels (one per stage) of the plan jobs `include` selects, in plan order;
+// writes missing job dirs. `extra_after_ok(i)` adds SLURM ids job i must wait
+// for beyond the selected jobs (resume: parents still queued from earlier rounds).
+Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
+                                             const std::function<bool(size_t)>& include,
+                                             const std::function<std::vector<std::string>(size_t)>& extra_after_ok) {
   const fs::path root = fs::absolute(opts.root);
   std::vector<slurm::Level> levels;
   std::map<std::string, size_t> level_of_stage;
   std::vector<std::set<std::string>> parent_stages;
-  *cached = 0;
+  std::vector<std::set<std::string>> extra;
   for (size_t i = 0; i < plan.jobs.size(); ++i) {
     const auto& pj = plan.jobs[i];
     const fs::path dir = sweeps::job_dir_for(root, pj);
-    if (disk_state(dir) == DiskState::kDone) {
-      ++*cached;
-      continue;
-    }
+    if (!include(i)) continue;
     if (!fs::exists(dir / schema::kJobFile)) {
       MIGVIS_RETURN_IF_ERROR(schema::write_job_spec(sweeps::job_spec_for(plan, i, root), dir));
       MIGVIS_RETURN_IF_ERROR(write_file_atomic(dir / "hash_inputs.json", pj.hash_inputs.dump(2) + "\n"));
@@ -51,17 +55,37 @@ Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const S
       it = level_of_stage.emplace(pj.stage, levels.size()).first;
       levels.push_back(std::move(lv));
       parent_stages.emplace_back();
+      extra.emplace_back();
     }
     levels[it->second].spec.job_dirs.push_back(dir);
-    for (size_t d : pj.deps) parent_stages[it->second].insert(plan.jobs[d].stage);
+    for (size_t d : pj.deps)
+      if (include(d)) parent_stages[it->second].insert(plan.jobs[d].stage);
+    for (auto& id : extra_after_ok(i)) extra[it->second].insert(id);
   }
-  for (size_t l = 0; l < levels.size(); ++l)
+  for (size_t l = 0; l < levels.size(); ++l) {
     for (auto& st : parent_stages[l]) {
       auto p = level_of_stage.find(st);
       // A parent stage with no pending jobs is complete: nothing to wait for.
       if (p != level_of_stage.end() && p->second != l) levels[l].parents.push_back(p->second);
     }
+    levels[l].spec.after_ok.assign(extra[l].begin(), extra[l].end());
+  }
   return levels;
+}
+
+}  // namespace
+
+Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
+                                               size_t* cached) {
+  const fs::path root = fs::absolute(opts.root);
+  std::vector<bool> pending(plan.jobs.size());
+  *cached = 0;
+  for (size_t i = 0; i < plan.jobs.size(); ++i) {
+    pending[i] = disk_state(sweeps::job_dir_for(root, plan.jobs[i])) != DiskState::kDone;
+    if (!pending[i]) ++*cached;
+  }
+  return levels_for(plan, opts, [&](size_t i) { return bool(pending[i]); },
+                    [](size_t) { return std::vector<std::string>{}; });
 }
 
 Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std::string& sweep_text,
@@ -77,7 +101,10 @@ Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std
   so.max_array_size = opts.max_array_size;
   so.ingest_argv = {opts.self, "results", "ingest", "--root", root.string()};
   MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
-  nlohmann::json rec = {{"sweep", plan.sweep}, {"submitted_at", schema::utc_now_iso8601()}, {"dry_run", opts.dry_run}};
+  nlohmann::json rec = {{"sweep", plan.sweep}, {"submitted_at", schema::utc_now_iso8601()}, {"dry_run", opts.dry_run},
+                        {"retries", opts.retries}, {"levels", nlohmann::json::array()},
+                        {"options", {{"partition", opts.partition}, {"account", opts.account}, {"qos", opts.qos},
+                                     {"throttle", opts.throttle}, {"signal_seconds", opts.signal_seconds}}}};
   for (auto& l : out.levels) {
     nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
                          {"ingest", l.ingest_id}};
@@ -103,7 +130,8 @@ Result<nlohmann::json> read_record(const fs::path& record) {
   MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(record));
   try {
     auto j = nlohmann::json::parse(text);
-    if (!j.contains("levels")) return nlohmann::json(nlohmann::json::object({{"levels", nlohmann::json::array()}}));
+    if (!j.is_object()) return Status::DataLoss(record.string() + ": not a submission record: not a JSON object");
+    if (!j.contains("levels")) j["levels"] = nlohmann::json::array();  // nothing was submitted
     return j;
   } catch (const nlohmann::json::exception& e) {
     return Status::DataLoss(record.string() + ": not a submission record: " + e.what());
@@ -144,19 +172,22 @@ Result<std::vector<SlurmTaskState>> slurm_task_states(const fs::path& record, sl
   std::map<std::string, const slurm::AccountingRecord*> by_id;
   for (auto& r : acct) by_id[r.job_id] = &r;
   MIGVIS_ASSIGN_OR_RETURN(auto queue, slurm::query_queue(runner, ids));
-  std::map<std::string, std::string> queued;
+  std::map<std::string, const slurm::QueueRecord*> queued;
   for (auto& q : queue)
-    for (auto& id : slurm::expand_array_id(q.job_id)) queued[id] = std::string(slurm::state_name(q.state));
+    for (auto& id : slurm::expand_array_id(q.job_id)) queued[id] = &q;
   for (auto& t : tasks) {
     auto a = by_id.find(t.task_id);
     if (a != by_id.end()) {
       t.outcome = slurm::classify(*a->second);
       t.raw_state = a->second->raw_state;
+      t.known = true;
     }
     auto q = queued.find(t.task_id);
     if (q != queued.end()) {  // still in the queue: squeue is the fresher source
       t.outcome = slurm::Outcome::kStillQueued;
-      t.raw_state = q->second;
+      t.raw_state = std::string(slurm::state_name(q->second->state));
+      t.reason = q->second->reason;
+      t.known = true;
     }
   }
   return tasks;
@@ -174,6 +205,158 @@ Result<size_t> slurm_cancel(const fs::path& record, slurm::CommandRunner* runner
   MIGVIS_ASSIGN_OR_RETURN(auto out, runner->run(argv));
   if (out.exit_code != 0) return Status::Unavailable("scancel failed: " + out.err);
   return argv.size() - 1;
+}
+
+namespace {
+
+// "vae/0123abcd..." from ".../jobs/vae/0123abcd...": the record's job dirs are
+// absolute at submit time; the key survives a different --root spelling.
+std::string job_key(const fs::path& dir) {
+  return (dir.parent_path().filename() / dir.filename()).string();
+}
+
+}  // namespace
+
+Result<SlurmResumeReport> resume_submitted_sweep(const sweeps::Plan& plan, const SlurmSubmitOptions& given,
+                                                 int retries, slurm::CommandRunner* runner,
+                                                 const std::function<void(double)>& sleep_s) {
+  const fs::path root = fs::absolute(given.root);
+  const fs::path record = root / "slurm" / (plan.sweep + ".json");
+  MIGVIS_ASSIGN_OR_RETURN(auto rec, read_record(record));
+  // Resubmit where the sweep was submitted unless told otherwise.
+  SlurmSubmitOptions opts = given;
+  const nlohmann::json o = rec.value("options", nlohmann::json::object());
+  if (opts.partition.empty()) opts.partition = o.value("partition", "");
+  if (opts.account.empty()) opts.account = o.value("account", "");
+  if (opts.qos.empty()) opts.qos = o.value("qos", "");
+  if (opts.throttle == 0) opts.throttle = o.value("throttle", 0);
+  opts.signal_seconds = o.value("signal_seconds", opts.signal_seconds);
+  SlurmResumeReport out;
+  out.retries = retries >= 0 ? retries : rec.value("retries", 2);
+  MIGVIS_ASSIGN_OR_RETURN(auto tasks, slurm_task_states(record, runner, sleep_s));
+  // The latest task of each job (rounds are appended in order).
+  std::map<std::string, const SlurmTaskState*> latest;
+  for (auto& t : tasks) latest[job_key(t.job_dir)] = &t;
+  nlohmann::json& jobs = rec["jobs"];
+  if (!jobs.is_object()) jobs = nlohmann::json::object();
+
+  const size_t n = plan.jobs.size();
+  enum class Verdict { kDone, kQueued, kSubmit, kOverBudget, kBlocked };
+  std::vector<Verdict> verdict(n, Verdict::kSubmit);
+  std::vector<std::string> why(n);
+  std::vector<std::string> queued_task(n);
+  std::vector<std::string> stuck;  // tasks that can never start: scancel before resubmitting
+  for (size_t i = 0; i < n; ++i) {
+    const fs::path dir = sweeps::job_dir_for(root, plan.jobs[i]);
+    const std::string key = job_key(dir);
+    if (disk_state(dir) == DiskState::kDone) {
+      verdict[i] = Verdict::kDone;
+      continue;
+    }
+    bool parent_stopped = false;
+    for (size_t d : plan.jobs[i].deps)
+      if (verdict[d] == Verdict::kOverBudget || verdict[d] == Verdict::kBlocked) parent_stopped = true;
+    auto it = latest.find(key);
+    if (it != latest.end()) {
+      const SlurmTaskState& t = *it->second;
+      if (t.outcome == slurm::Outcome::kStillQueued && t.known && t.reason != "DependencyNeverSatisfied") {
+        verdict[i] = Verdict::kQueued;
+        queued_task[i] = t.task_id;
+        continue;
+      }
+      if (t.outcome == slurm::Outcome::kStillQueued && t.known) stuck.push_back(t.task_id);
+      // SLURM says done but the directory has no ok result: the job's own failure.
+      const bool own = slurm::counts_against_retries(t.outcome) || t.outcome == slurm::Outcome::kDone;
+      if (t.known && t.outcome != slurm::Outcome::kStillQueued) {
+        nlohmann::json& j = jobs[key];
+        if (!j.is_object()) j = {{"charged", nlohmann::json::array()}, {"free", nlohmann::json::array()}};
+        nlohmann::json& list = j[own ? "charged" : "free"];
+        if (std::find(list.begin(), list.end(), nlohmann::json(t.task_id)) == list.end()) list.push_back(t.task_id);
+      }
+      const size_t charged = jobs.contains(key) ? jobs[key].value("charged", nlohmann::json::array()).size() : 0;
+      why[i] = fmt::format("task {} {}: {}", t.task_id, t.known ? t.raw_state : std::string("unknown to SLURM"),
+                           t.known ? std::string(slurm::outcome_name(t.outcome)) : std::string("lost"));
+      if (charged > static_cast<size_t>(out.retries)) {
+        verdict[i] = Verdict::kOverBudget;
+        why[i] += fmt::format("; {} own failure{} > retries {}: not resubmitted", charged, charged == 1 ? "" : "s",
+                              out.retries);
+        continue;
+      }
+      why[i] += own ? fmt::format(" (counts: {} of {} retries used)", charged, out.retries)
+                    : std::string(" (free: not the job's fault)");
+    } else {
+      why[i] = "never submitted";
+    }
+    if (parent_stopped) {
+      verdict[i] = Verdict::kBlocked;
+      why[i] = "blocked: an upstream job is over its retry budget";
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto& pj = plan.jobs[i];
+    switch (verdict[i]) {
+      case Verdict::kDone: ++out.done; break;
+      case Verdict::kQueued: ++out.queued; break;
+      case Verdict::kSubmit:
+        ++out.resubmitted;
+        out.lines.push_back(fmt::format("resubmit {} {}: {}", pj.stage, pj.job_id, why[i]));
+        break;
+      case Verdict::kOverBudget:
+        ++out.over_budget;
+        out.lines.push_back(fmt::format("failed {} {}: {}", pj.stage, pj.job_id, why[i]));
+        break;
+      case Verdict::kBlocked:
+        ++out.blocked;
+        out.lines.push_back(fmt::format("blocked {} {}: {}", pj.stage, pj.job_id, why[i]));
+        break;
+    }
+  }
+
+  if (!stuck.empty() && !opts.dry_run) {
+    std::vector<std::string> argv = {"scancel"};
+    argv.insert(argv.end(), stuck.begin(), stuck.end());
+    MIGVIS_ASSIGN_OR_RETURN(auto r, runner->run(argv));
+    if (r.exit_code != 0) return Status::Unavailable("scancel of tasks that can never start failed: " + r.err);
+  }
+  if (out.resubmitted > 0) {
+    // A failed attempt's result.yaml must not be taken for the next attempt's.
+    for (size_t i = 0; i < n; ++i)
+      if (verdict[i] == Verdict::kSubmit && !opts.dry_run) {
+        std::error_code ec;
+        fs::remove(sweeps::job_dir_for(root, plan.jobs[i]) / schema::kResultFile, ec);
+      }
+    auto include = [&](size_t i) { return verdict[i] == Verdict::kSubmit; };
+    auto extra = [&](size_t i) {
+      std::vector<std::string> ids;
+      for (size_t d : plan.jobs[i].deps)
+        if (verdict[d] == Verdict::kQueued) ids.push_back(queued_task[d]);
+      return ids;
+    };
+    MIGVIS_ASSIGN_OR_RETURN(auto levels, levels_for(plan, opts, include, extra));
+    const int round = rec.value("rounds", 0) + 1;
+    slurm::SubmitOptions so;
+    so.script_dir = root / "slurm" / plan.sweep / fmt::format("resume{}", round);
+    so.dry_run = opts.dry_run;
+    so.max_array_size = opts.max_array_size;
+    so.ingest_argv = {opts.self, "results", "ingest", "--root", root.string()};
+    MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
+    if (opts.dry_run) return out;
+    for (auto& l : out.levels) {
+      nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
+                           {"ingest", l.ingest_id}, {"round", round}};
+      for (auto& lv : levels)
+        if (lv.spec.stage == l.stage) {
+          std::vector<std::string> dirs;
+          for (auto& d : lv.spec.job_dirs) dirs.push_back(d.string());
+          jl["job_dirs"] = dirs;
+        }
+      rec["levels"].push_back(jl);
+    }
+    rec["rounds"] = round;
+    rec["resumed_at"] = schema::utc_now_iso8601();
+  }
+  if (!opts.dry_run) MIGVIS_RETURN_IF_ERROR(write_file_atomic(record, rec.dump(2) + "\n"));
+  return out;
 }
 
 }  // namespace migvis::orch

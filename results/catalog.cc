@@ -218,6 +218,14 @@ const char* kJobColumns =
 // ------------------------------------------------------------------ helpers
 
 fs::path db_path_for_root(const fs::path& root) { return root / kDbFile; }
+fs::path ingest_lock_path_for_root(const fs::path& root) { return root / kIngestLockDir; }
+Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, double timeout_s) {
+  DirLockOptions o;
+  o.timeout_s = timeout_s;
+  auto l = DirLock::acquire(ingest_lock_path_for_root(root), o);
+  if (!l.ok()) return l.status().with_context("the catalog's single-writer lock");
+  return l;
+}
 fs::path job_dir_for(const fs::path& root, const std::string& stage, const std::string& job_id) {
   return root / "jobs" / stage / job_id;
 }

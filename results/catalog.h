@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "common/dir_lock.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -45,6 +46,16 @@ using json = nlohmann::json;
 inline constexpr const char* kDbFile = "migvis.db";
 inline constexpr const char* kDefaultRoot = "runs";
 fs::path db_path_for_root(const fs::path& root);
+
+// The single-ingester lock of a root: `<root>/.ingest.lock.d` (a format; a
+// DirLock, common/dir_lock.h). Whoever writes the catalog of a root - `results
+// ingest`, the SLURM ingest jobs, `sweep run|resume|status|submit` - holds it
+// while writing, so only one process writes the SQLite file at a time even on
+// NFS. Array tasks (workers) never write the catalog.
+inline constexpr const char* kIngestLockDir = ".ingest.lock.d";
+fs::path ingest_lock_path_for_root(const fs::path& root);
+// Takes it, waiting up to `timeout_s` (Unavailable naming the holder after that).
+Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, double timeout_s);
 fs::path job_dir_for(const fs::path& root, const std::string& stage, const std::string& job_id);
 
 // Job lifecycle. The names are stored in the DB (a format: never rename).

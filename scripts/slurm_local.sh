@@ -108,6 +108,17 @@ start() {
 
 stop() {
   local f p i
+  # Cancel every job of this private cluster first: slurmstepd and the workers
+  # it started would outlive slurmd (and hold the ports' next user hostage).
+  if [ -s "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; then
+    local ids
+    ids=$(squeue -h -o %A 2>/dev/null | sort -u)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086
+      scancel $ids 2>/dev/null
+      poll "[ -z \"\$(squeue -h -o %A 2>/dev/null)\" ]" 100 || log "jobs still in the queue after 20 s: $(squeue -h 2>&1 | head -3)"
+    fi
+  fi
   for f in "${PIDFILES[@]}"; do
     [ -s "$f" ] || continue
     p=$(cat "$f")

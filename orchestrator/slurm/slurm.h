@@ -81,7 +81,7 @@ struct ArraySpec {
   std::string partition, account, qos;
   int throttle = 0;                 // %N on the array; 0 = none
   int signal_seconds = 120;         // --signal=B:USR1@N before the time limit / preemption
-  std::vector<std::string> after_ok;  // SLURM job ids this array waits for
+  std::vector<std::string> after_ok;  // SLURM job ids this array waits for ("123" or task "123_4")
   // The command each task runs, followed by its job directory, e.g.
   // {/opt/migvis/bin/migvis-worker, --job} or {/opt/migvis/bin/migvis, data, run-job}.
   std::vector<std::string> command;

@@ -139,7 +139,7 @@ Result<std::vector<SubmittedLevel>> submit_levels(const std::vector<Level>& leve
       ArraySpec spec = lv.spec;
       spec.job_dirs.assign(lv.spec.job_dirs.begin() + static_cast<long>(start),
                            lv.spec.job_dirs.begin() + static_cast<long>(std::min(n, start + chunk)));
-      spec.after_ok = deps;
+      spec.after_ok.insert(spec.after_ok.end(), deps.begin(), deps.end());  // lv.spec.after_ok first
       fs::path script = opts.script_dir / fmt::format("{}.{}.sbatch", spec.stage, part);
       MIGVIS_RETURN_IF_ERROR(write_file_atomic(script, render_array_script(spec)));
       MIGVIS_RETURN_IF_ERROR(make_dirs(spec.log_dir));

@@ -2,6 +2,8 @@
 // codes, and that nothing can write through them.
 #include <gtest/gtest.h>
 
+#include "common/dir_lock.h"
+
 #include "results/catalog.h"
 #include "tests/results/demo_catalog.h"
 #include "tests/test_util.h"
@@ -153,6 +155,37 @@ TEST(CliResultsIngestTest, IngestsAJobTree) {
                        " --metrics test_r2 --format csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "job_id,stage,status,animal,session,test_r2\n00000000000000aa,vae,done,a1,s1,0.25\n");
+}
+
+// The lock every catalog writer takes: ingest waits for a live holder (up to
+// --lock-timeout, then fails naming it), and `results tables` ingests new
+// finished jobs itself when the lock is free.
+TEST(CliResultsIngestTest, IngestWaitsForTheSingleWriterLockAndTablesIngestsNewJobs) {
+  TempDir tmp;
+  fs::path dir = tmp / "jobs/vae/00000000000000aa";
+  fs::create_directories(dir);
+  ASSERT_TRUE(write_file_atomic(dir / "job.yaml",
+                                "format: migvis-job/1\njob_id: 00000000000000aa\nhash: aa\nstage: vae\nsweep: q\n"
+                                "key: {animal: a1, session: s1}\nseed: 3\nparams: {model: vae}\n")
+                  .ok());
+  ASSERT_TRUE(write_file_atomic(dir / "result.yaml",
+                                "format: migvis-result/1\njob_id: 00000000000000aa\nstage: vae\nstatus: ok\n"
+                                "metrics: {test_r2: 0.25}\n")
+                  .ok());
+  {
+    auto held = DirLock::acquire(tmp / ".ingest.lock.d");  // this (live) process holds it
+    ASSERT_TRUE(held.ok());
+    auto r = run_command(migvis::testing::migvis_bin() + " results ingest --lock-timeout 1 --root " + tmp.path().string());
+    EXPECT_EQ(r.exit_code, 75) << "unavailable: try again later\n" << r.output;
+    EXPECT_NE(r.output.find("still held by"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(tmp / "migvis.db")) << "nothing written without the lock";
+  }
+  auto r = run_command(migvis::testing::migvis_bin() + " results tables --format md --root " + tmp.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / ".ingest.lock.d")) << "released";
+  r = run_command(migvis::testing::migvis_bin() + " results runs --root " + tmp.path().string() + " --format csv");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("00000000000000aa,vae,done"), std::string::npos) << "tables ingested the job:\n" << r.output;
 }
 
 }  // namespace

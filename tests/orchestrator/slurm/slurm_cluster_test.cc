@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "orchestrator/slurm/submit.h"
+#include "tests/orchestrator/slurm/local_cluster.h"
 #include "results/catalog.h"
 #include "results/h5.h"
 #include "schemas/job_spec.h"
@@ -14,44 +15,6 @@
 namespace migvis::slurm {
 namespace {
 
-class SlurmClusterTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new migvis::testing::TempDir();
-    std::string env = "SLURM_DIR=" + shell_quote(dir_->path().string()) + " ACCT=dbd ";
-    auto r = migvis::testing::run_command(env + shell_quote(std::string(MIGVIS_SOURCE_DIR) + "/scripts/slurm_local.sh") +
-                                          " start");
-    up_ = r.exit_code == 0;
-    start_log_ = r.output;
-    setenv("SLURM_CONF", (dir_->path() / "slurm.conf").c_str(), 1);
-  }
-  static void TearDownTestSuite() {
-    std::string env = "SLURM_DIR=" + shell_quote(dir_->path().string()) + " ";
-    migvis::testing::run_command(env + shell_quote(std::string(MIGVIS_SOURCE_DIR) + "/scripts/slurm_local.sh") + " stop");
-    delete dir_;
-  }
-  void SetUp() override {
-    if (!up_) GTEST_SKIP() << "the local SLURM cluster could not start:\n" << start_log_;
-  }
-
-  // Waits until none of `ids` is in squeue (or the timeout passes).
-  static bool wait_gone(CommandRunner* r, const std::vector<std::string>& ids, double timeout_s) {
-    auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
-      auto q = query_queue(r, ids);
-      if (q.ok() && q->empty()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    }
-    return false;
-  }
-
-  static migvis::testing::TempDir* dir_;
-  static bool up_;
-  static std::string start_log_;
-};
-migvis::testing::TempDir* SlurmClusterTest::dir_ = nullptr;
-bool SlurmClusterTest::up_ = false;
-std::string SlurmClusterTest::start_log_;
 
 fs::path make_job(const fs::path& dir, const std::string& id, const std::string& stage) {
   schema::JobSpec s;
@@ -222,6 +185,64 @@ TEST_F(SlurmClusterTest, RequeuedTrainingJobResumesFromItsCheckpoint) {
   ASSERT_TRUE(curve.ok()) << curve.status().to_string();
   ASSERT_EQ(curve->dim(0), 300u);
   for (hsize_t i = 0; i < curve->dim(0); ++i) ASSERT_EQ(curve->data[i * 2], static_cast<double>(i + 1));
+}
+
+// `sweep resume` of a submitted sweep: the sweep is submitted with a worker
+// that fails (/bin/false), so its vae job fails and SLURM cancels the critic
+// waiting on it; resume (now with the real worker) resubmits both through
+// SLURM, critic afterok on vae; they finish and the ingest job records them.
+TEST_F(SlurmClusterTest, SweepResumeResubmitsAFailedJobAndItsDependentThroughSlurm) {
+  const fs::path root = dir_->path() / "resume";
+  const fs::path sweep = dir_->path() / "resume.yaml";
+  ASSERT_TRUE(write_file_atomic(sweep,
+                                "sweep: r\nanimals: [a1]\nsessions: [s1]\n"
+                                "data:\n  params: {preset: tiny, seed: 1}\n"
+                                "vae:\n  params: {model: migvis, groups: 2, group_rank: 2, epochs: 2, batch: 16, eval_every: 1}\n"
+                                "  resources: {mem_gb: 1, time_min: 5}\n"
+                                "critic:\n  params: {epochs: 1, batch: 16}\n  resources: {mem_gb: 1, time_min: 5}\n")
+                  .ok());
+  const std::string migvis = migvis::testing::migvis_bin();
+  auto sub = migvis::testing::run_command("MIGVIS_WORKER=/bin/false " + migvis + " sweep submit " + sweep.string() +
+                                          " --retries 1 --root " + root.string());
+  ASSERT_EQ(sub.exit_code, 0) << sub.output;
+  SystemCommandRunner runner;
+  ASSERT_TRUE(wait_gone(&runner, {}, 120)) << "jobs still queued after 120 s";
+  std::string status = wait_status_settled(root, 60);
+  EXPECT_NE(status.find("application error"), std::string::npos) << status;
+  EXPECT_NE(status.find("cancelled"), std::string::npos) << "the critic waiting on the failed vae:\n" << status;
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = migvis::testing::run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " + migvis +
+                                          " sweep resume r --root " + root.string());
+  ASSERT_EQ(res.exit_code, 0) << res.output;
+  EXPECT_NE(res.output.find("1 done, 0 queued or running, 2 resubmitted, 0 over their retry budget"),
+            std::string::npos)
+      << res.output;
+  EXPECT_NE(res.output.find("counts: 1 of 1 retries used"), std::string::npos) << res.output;
+  ASSERT_TRUE(wait_gone(&runner, {}, 180)) << "resubmitted jobs still queued after 180 s";
+  std::printf("resume: resubmitted vae + critic finished in %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  int ok = 0;
+  for (auto& stage : fs::directory_iterator(root / "jobs"))
+    for (auto& job : fs::directory_iterator(stage.path())) {
+      auto r = schema::read_job_result(job.path());
+      if (r.ok() && r->status == "ok") ++ok;
+      else ADD_FAILURE() << job.path() << " did not finish:\n" << file_text(job.path() / "run.log");
+    }
+  EXPECT_EQ(ok, 3);
+  auto cat = catalog::Catalog::open(catalog::db_path_for_root(root), catalog::Catalog::Mode::kReadOnly);
+  ASSERT_TRUE(cat.ok());
+  auto q = (*cat)->query("SELECT COUNT(*) FROM jobs WHERE status = 'done'", {});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(catalog::value_to_string(q->rows.at(0).at(0)), "3") << "the resubmission's ingest job ran";
+  EXPECT_FALSE(fs::exists(root / ".ingest.lock.d")) << "the ingest lock was released";
+
+  // Everything done: a second resume submits nothing and agrees with the first.
+  auto again = migvis::testing::run_command(migvis + " sweep resume r --root " + root.string());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("3 done, 0 queued or running, 0 resubmitted"), std::string::npos) << again.output;
+  status = wait_status_settled(root, 60);
+  EXPECT_NE(status.find("every submitted job is done"), std::string::npos) << status;
 }
 
 }  // namespace
