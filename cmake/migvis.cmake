@@ -1,10 +1,11 @@
 # migvis_add_test(NAME <name> LABEL <unit|slow|mpi|slurm|gpu> SOURCES ... LIBS ...
-#                 [TIMEOUT s] [MPI_RANKS n])
+#                 [TIMEOUT s] [MPI_RANKS n] [SERIAL])
 # One GoogleTest executable per call; every test case in it carries LABEL, so
 # `ctest -L unit` runs only what needs nothing. MPI_RANKS runs the whole binary
-# under mpirun instead of discovering cases.
+# under mpirun instead of discovering cases. SERIAL: ctest runs nothing else
+# beside it (whole-pipeline tests that need both cores to finish in time).
 function(migvis_add_test)
-  cmake_parse_arguments(T "" "NAME;LABEL;TIMEOUT;MPI_RANKS" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL" "NAME;LABEL;TIMEOUT;MPI_RANKS" "SOURCES;LIBS" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
@@ -23,6 +24,9 @@ function(migvis_add_test)
     set(lock "")
     if(T_LABEL STREQUAL "slurm")
       set(lock RESOURCE_LOCK migvis_slurm_cluster)
+    endif()
+    if(T_SERIAL)
+      list(APPEND lock RUN_SERIAL TRUE)
     endif()
     gtest_discover_tests(${T_NAME}
       DISCOVERY_MODE PRE_TEST

@@ -253,10 +253,10 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   // ---- Table 2
   PaperTable t2 = empty_table(
       "table2_selectivity", "Table 2: Group selectivity",
-      normalized ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the largest γ, "
+      normalized ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's reported γ (metric report_gamma; default the grid value nearest 100), "
                    "relative to the change between two random stimuli (eval metric nchange.g<g>.<factor>; 1 = as "
                    "different as unrelated images), mean ± std over seeds; the dominant factor of each group is marked."
-                 : "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the largest γ "
+                 : "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's reported γ (metric report_gamma) "
                    "(eval metric change.g<g>.<factor>), mean ± std over seeds; the dominant factor of each group is "
                    "marked.",
       "group", animals);

@@ -117,6 +117,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"augment_noise", T::kNumber, J(), {}},
            {"augment_blur", T::kNumber, J(), {}},
            {"keep_best", T::kBool, J(), {}},
+           {"report_gamma", T::kNumber, J(), {}},
        }},
   };
   return k;

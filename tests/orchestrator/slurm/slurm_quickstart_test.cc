@@ -1,7 +1,7 @@
 // The quick-start sweep (sweeps/quickstart.yaml, read from the source tree at
 // test time) through a real single-node SLURM with the real migvis-worker:
 // `sweep submit`, wait, `sweep status`, the catalog filled by the ingest jobs,
-// and the paper tables for both animals. Label slurm; a long test (TIMEOUT 900).
+// and the paper tables for both animals. Label slurm; a long test (TIMEOUT 1500, run alone).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -34,8 +34,8 @@ TEST_F(SlurmClusterTest, QuickstartSweepRunsEndToEndThroughSlurm) {
   const std::string name = m[1];
   const int jobs = std::stoi(m[2]);
   SystemCommandRunner runner;
-  // ctest's TIMEOUT is 900 s for this process (cluster start included).
-  const double budget = seconds_left(900, 60);
+  // ctest's TIMEOUT is 1500 s for this process (cluster start included).
+  const double budget = seconds_left(1500, 60);
   if (!wait_gone(&runner, {}, budget)) {
     std::string progress;
     for (auto& p : {"diffusion", "synthesis"})
