@@ -73,6 +73,19 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
   return levels;
 }
 
+// One submitted level as the record stores it (schemas/slurm_record.md).
+nlohmann::json level_record(const slurm::SubmittedLevel& l, const std::vector<slurm::Level>& levels) {
+  nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
+                       {"ingest", l.ingest_id}};
+  for (auto& lv : levels)
+    if (lv.spec.stage == l.stage) {
+      std::vector<std::string> dirs;
+      for (auto& d : lv.spec.job_dirs) dirs.push_back(d.string());
+      jl["job_dirs"] = dirs;
+    }
+  return jl;
+}
+
 }  // namespace
 
 Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
@@ -105,17 +118,7 @@ Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std
                         {"retries", opts.retries}, {"levels", nlohmann::json::array()},
                         {"options", {{"partition", opts.partition}, {"account", opts.account}, {"qos", opts.qos},
                                      {"throttle", opts.throttle}, {"signal_seconds", opts.signal_seconds}}}};
-  for (auto& l : out.levels) {
-    nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
-                         {"ingest", l.ingest_id}};
-    for (auto& lv : levels)
-      if (lv.spec.stage == l.stage) {
-        std::vector<std::string> dirs;
-        for (auto& d : lv.spec.job_dirs) dirs.push_back(d.string());
-        jl["job_dirs"] = dirs;
-      }
-    rec["levels"].push_back(jl);
-  }
+  for (auto& l : out.levels) rec["levels"].push_back(level_record(l, levels));
   out.record = root / "slurm" / (plan.sweep + ".json");
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(out.record, rec.dump(2) + "\n"));
   return out;
@@ -342,14 +345,8 @@ Result<SlurmResumeReport> resume_submitted_sweep(const sweeps::Plan& plan, const
     MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
     if (opts.dry_run) return out;
     for (auto& l : out.levels) {
-      nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
-                           {"ingest", l.ingest_id}, {"round", round}};
-      for (auto& lv : levels)
-        if (lv.spec.stage == l.stage) {
-          std::vector<std::string> dirs;
-          for (auto& d : lv.spec.job_dirs) dirs.push_back(d.string());
-          jl["job_dirs"] = dirs;
-        }
+      nlohmann::json jl = level_record(l, levels);
+      jl["round"] = round;
       rec["levels"].push_back(jl);
     }
     rec["rounds"] = round;

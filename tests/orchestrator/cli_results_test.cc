@@ -133,9 +133,8 @@ TEST_F(CliResultsTest, TablesToFilesAndBadInputWritesNothing) {
   EXPECT_FALSE(fs::exists(out2));
 }
 
-TEST(CliResultsIngestTest, IngestsAJobTree) {
-  TempDir tmp;
-  fs::path dir = tmp / "jobs/vae/00000000000000aa";
+// A finished vae job directory (job.yaml + an ok result.yaml with test_r2 0.25).
+void write_finished_vae_job(const fs::path& dir) {
   fs::create_directories(dir);
   ASSERT_TRUE(write_file_atomic(dir / "job.yaml",
                                 "format: migvis-job/1\njob_id: 00000000000000aa\nhash: aa\nstage: vae\nsweep: q\n"
@@ -145,6 +144,11 @@ TEST(CliResultsIngestTest, IngestsAJobTree) {
                                 "format: migvis-result/1\njob_id: 00000000000000aa\nstage: vae\nstatus: ok\n"
                                 "metrics: {test_r2: 0.25}\n")
                   .ok());
+}
+
+TEST(CliResultsIngestTest, IngestsAJobTree) {
+  TempDir tmp;
+  write_finished_vae_job(tmp / "jobs/vae/00000000000000aa");
   fs::create_directories(tmp / "jobs/vae/00000000000000bb");  // unfinished: skipped
   for (int i = 0; i < 2; ++i) {
     auto r = run_command(migvis::testing::migvis_bin() + " results ingest --root " + tmp.path().string());
@@ -162,16 +166,7 @@ TEST(CliResultsIngestTest, IngestsAJobTree) {
 // finished jobs itself when the lock is free.
 TEST(CliResultsIngestTest, IngestWaitsForTheSingleWriterLockAndTablesIngestsNewJobs) {
   TempDir tmp;
-  fs::path dir = tmp / "jobs/vae/00000000000000aa";
-  fs::create_directories(dir);
-  ASSERT_TRUE(write_file_atomic(dir / "job.yaml",
-                                "format: migvis-job/1\njob_id: 00000000000000aa\nhash: aa\nstage: vae\nsweep: q\n"
-                                "key: {animal: a1, session: s1}\nseed: 3\nparams: {model: vae}\n")
-                  .ok());
-  ASSERT_TRUE(write_file_atomic(dir / "result.yaml",
-                                "format: migvis-result/1\njob_id: 00000000000000aa\nstage: vae\nstatus: ok\n"
-                                "metrics: {test_r2: 0.25}\n")
-                  .ok());
+  write_finished_vae_job(tmp / "jobs/vae/00000000000000aa");
   {
     auto held = DirLock::acquire(tmp / ".ingest.lock.d");  // this (live) process holds it
     ASSERT_TRUE(held.ok());
