@@ -35,14 +35,13 @@ Status run_critic_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(to.lr, p.get_double("lr", 1e-3));
   MIGVIS_ASSIGN_OR_RETURN(to.weight_decay, p.get_double("weight_decay", 1e-5));
   MIGVIS_ASSIGN_OR_RETURN(to.test_fraction, p.get_double("test_fraction", 0.2));
-  MIGVIS_ASSIGN_OR_RETURN(to.augment_noise, p.get_double("augment_noise", 0.1));
-  MIGVIS_ASSIGN_OR_RETURN(to.augment_blur, p.get_double("augment_blur", 0.5));
-  MIGVIS_ASSIGN_OR_RETURN(to.keep_best, p.get_bool("keep_best", true));
+  MIGVIS_ASSIGN_OR_RETURN(auto it, read_image_training_params(p));
+  to.augment_noise = it.augment_noise;
+  to.augment_blur = it.augment_blur;
+  to.keep_best = it.keep_best;
   to.seed = ctx.spec.seed;
-  if (to.epochs < 1 || to.batch < 2 || to.negatives < 0 || !(to.test_fraction > 0 && to.test_fraction < 1) ||
-      !(to.augment_noise >= 0) || !(to.augment_blur >= 0 && to.augment_blur <= 1))
-    return Status::InvalidArgument("job.yaml: params: need epochs >= 1, batch >= 2, negatives >= 0, 0 < test_fraction < 1, "
-                                   "augment_noise >= 0, 0 <= augment_blur <= 1");
+  if (to.epochs < 1 || to.batch < 2 || to.negatives < 0 || !(to.test_fraction > 0 && to.test_fraction < 1))
+    return Status::InvalidArgument("job.yaml: params: need epochs >= 1, batch >= 2, negatives >= 0, 0 < test_fraction < 1");
 
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));

@@ -46,9 +46,10 @@ Status run_eval_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 20));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
   MIGVIS_ASSIGN_OR_RETURN(to.lr, p.get_double("lr", 2e-3));
-  MIGVIS_ASSIGN_OR_RETURN(to.augment_noise, p.get_double("augment_noise", 0.1));
-  MIGVIS_ASSIGN_OR_RETURN(to.augment_blur, p.get_double("augment_blur", 0.5));
-  MIGVIS_ASSIGN_OR_RETURN(to.keep_best, p.get_bool("keep_best", true));
+  MIGVIS_ASSIGN_OR_RETURN(auto it, read_image_training_params(p));
+  to.augment_noise = it.augment_noise;
+  to.augment_blur = it.augment_blur;
+  to.keep_best = it.keep_best;
   to.seed = ctx.spec.seed;
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path syn_dir, require_input(ctx.spec, "synthesis"));

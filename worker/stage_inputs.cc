@@ -66,4 +66,33 @@ torch::Tensor augment_images(torch::Tensor x, double noise, double blur, at::Gen
   return x;
 }
 
+Result<ImageTrainingParams> read_image_training_params(const schema::Params& p) {
+  ImageTrainingParams t;
+  MIGVIS_ASSIGN_OR_RETURN(t.augment_noise, p.get_double("augment_noise", t.augment_noise));
+  MIGVIS_ASSIGN_OR_RETURN(t.augment_blur, p.get_double("augment_blur", t.augment_blur));
+  MIGVIS_ASSIGN_OR_RETURN(t.keep_best, p.get_bool("keep_best", t.keep_best));
+  if (!(t.augment_noise >= 0))
+    return Status::InvalidArgument(fmt::format("job.yaml: params.augment_noise: expected >= 0, got {}", t.augment_noise));
+  if (!(t.augment_blur >= 0 && t.augment_blur <= 1))
+    return Status::InvalidArgument(fmt::format("job.yaml: params.augment_blur: expected a probability in [0, 1], got {}",
+                                               t.augment_blur));
+  return t;
+}
+
+bool BestParameters::offer(double score, torch::nn::Module& m) {
+  if (!(score > best_)) return false;
+  torch::NoGradGuard ng;
+  best_ = score;
+  params_.clear();
+  for (auto& t : m.parameters()) params_.push_back(t.detach().clone());
+  return true;
+}
+
+void BestParameters::restore(torch::nn::Module& m) const {
+  if (params_.empty()) return;
+  torch::NoGradGuard ng;
+  auto params = m.parameters();
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(params_[i]);
+}
+
 }  // namespace migvis::worker

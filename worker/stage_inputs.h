@@ -2,7 +2,9 @@
 // eval stages. Errors name the job.yaml key or the HDF5 path.
 #pragma once
 
+#include <limits>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -40,5 +42,30 @@ torch::Tensor resize_images(const torch::Tensor& x, int64_t size_px);
 // with probability `blur` per image a 3x3 box blur, then Gaussian pixel noise
 // of sd ~ U(0, noise) per image; clamped to [0, 1]. Both 0 = x unchanged.
 torch::Tensor augment_images(torch::Tensor x, double noise, double blur, at::Generator& gen);
+
+// The keys both image models (critic, eval read-out) train with, read from
+// job.yaml params: augment_noise (>= 0, default 0.1), augment_blur (in [0, 1],
+// default 0.5) and keep_best (default true). InvalidArgument naming the key.
+struct ImageTrainingParams {
+  double augment_noise = 0.1;
+  double augment_blur = 0.5;
+  bool keep_best = true;
+};
+Result<ImageTrainingParams> read_image_training_params(const schema::Params& p);
+
+// A module's parameters at its best evaluation so far, for "keep the best
+// epoch" training: offer() after every evaluation, restore() at the end.
+class BestParameters {
+ public:
+  // score: higher is better. Copies m's parameters and returns true when the
+  // score beats every earlier offer.
+  bool offer(double score, torch::nn::Module& m);
+  // Copies the kept parameters back into m; no-op when none were kept.
+  void restore(torch::nn::Module& m) const;
+
+ private:
+  double best_ = -std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> params_;
+};
 
 }  // namespace migvis::worker

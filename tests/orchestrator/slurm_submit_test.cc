@@ -11,17 +11,30 @@
 namespace migvis::orch {
 namespace {
 
-class FakeSlurm : public slurm::CommandRunner {
+// A fake SLURM: canned sacct/squeue output, sbatch answered with ids 100, 101, ...; records every call.
+class FakeCluster : public slurm::CommandRunner {
  public:
   Result<slurm::CommandOutput> run(const std::vector<std::string>& argv,
                                    const std::map<std::string, std::string>&) override {
     calls.push_back(argv);
     if (argv[0] == "sacct") return slurm::CommandOutput{0, sacct, ""};
     if (argv[0] == "squeue") return slurm::CommandOutput{0, squeue, ""};
+    if (argv[0] == "sbatch") {
+      sbatches.push_back(argv);
+      return slurm::CommandOutput{0, std::to_string(next_id++) + "\n", ""};
+    }
     return slurm::CommandOutput{0, "", ""};
   }
+  // The sbatch argv of job arrays (not the ingest jobs) since the last clear.
+  std::vector<std::vector<std::string>> arrays() const {
+    std::vector<std::vector<std::string>> out;
+    for (auto& c : sbatches)
+      if (std::find(c.begin(), c.end(), "--wrap") == c.end()) out.push_back(c);
+    return out;
+  }
   std::string sacct, squeue;
-  std::vector<std::vector<std::string>> calls;
+  int next_id = 100;
+  std::vector<std::vector<std::string>> calls, sbatches;
 };
 
 const char* kRecord = R"({
@@ -36,7 +49,7 @@ const char* kRecord = R"({
 TEST(SlurmSubmitRecordTest, TaskStatesMapSplitArraysToJobDirsAndClassify) {
   migvis::testing::TempDir tmp;
   ASSERT_TRUE(write_file_atomic(tmp / "s.json", kRecord).ok());
-  FakeSlurm fake;
+  FakeCluster fake;
   fake.sacct = "10_0|COMPLETED|0:0|0:0\n10_1|TIMEOUT|0:0|0:0\n11_0|PREEMPTED|0:15|0:0\n13_0|RUNNING|0:0|0:0\n";
   fake.squeue = "13_0|RUNNING|None\n";
   auto t = slurm_task_states(tmp / "s.json", &fake, [](double) {});
@@ -63,7 +76,7 @@ TEST(SlurmSubmitRecordTest, TaskStatesMapSplitArraysToJobDirsAndClassify) {
 TEST(SlurmSubmitRecordTest, CancelTouchesOnlyThisSweepsJobs) {
   migvis::testing::TempDir tmp;
   ASSERT_TRUE(write_file_atomic(tmp / "s.json", kRecord).ok());
-  FakeSlurm fake;
+  FakeCluster fake;
   auto n = slurm_cancel(tmp / "s.json", &fake);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 5u);
@@ -74,42 +87,10 @@ TEST(SlurmSubmitRecordTest, CancelTouchesOnlyThisSweepsJobs) {
 TEST(SlurmSubmitRecordTest, CorruptRecordIsDataLoss) {
   migvis::testing::TempDir tmp;
   ASSERT_TRUE(write_file_atomic(tmp / "s.json", "{not json").ok());
-  FakeSlurm fake;
+  FakeCluster fake;
   EXPECT_EQ(slurm_cancel(tmp / "s.json", &fake).status().code(), StatusCode::kDataLoss);
   EXPECT_TRUE(fake.calls.empty());
 }
-
-}  // namespace
-}  // namespace migvis::orch
-
-namespace migvis::orch {
-namespace {
-
-// A fake SLURM that also answers sbatch with ids 100, 101, ... and records it.
-class FakeCluster : public slurm::CommandRunner {
- public:
-  Result<slurm::CommandOutput> run(const std::vector<std::string>& argv,
-                                   const std::map<std::string, std::string>&) override {
-    calls.push_back(argv);
-    if (argv[0] == "sacct") return slurm::CommandOutput{0, sacct, ""};
-    if (argv[0] == "squeue") return slurm::CommandOutput{0, squeue, ""};
-    if (argv[0] == "sbatch") {
-      sbatches.push_back(argv);
-      return slurm::CommandOutput{0, std::to_string(next_id++) + "\n", ""};
-    }
-    return slurm::CommandOutput{0, "", ""};
-  }
-  // The sbatch argv of job arrays (not the ingest jobs) since the last clear.
-  std::vector<std::vector<std::string>> arrays() const {
-    std::vector<std::vector<std::string>> out;
-    for (auto& c : sbatches)
-      if (std::find(c.begin(), c.end(), "--wrap") == c.end()) out.push_back(c);
-    return out;
-  }
-  std::string sacct, squeue;
-  int next_id = 100;
-  std::vector<std::vector<std::string>> calls, sbatches;
-};
 
 bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <limits>
 
 #include <fmt/format.h>
 
@@ -177,8 +176,7 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
   torch::optim::Adam opt(critic->parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
   critic->train();
   const int64_t bs = std::min(o.batch, n_train);
-  double best_mi = -std::numeric_limits<double>::infinity();
-  std::vector<torch::Tensor> best;  // parameters of the best epoch (keep_best)
+  BestParameters best;  // keep_best
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     if (should_stop && should_stop()) return Status::Cancelled("critic training stopped on request");
     auto order = torch::randperm(n_train, gen, torch::kLong);
@@ -207,22 +205,11 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
       double m = 0;
       for (double v : mi) m += v / G;
       rep.test_mi.emplace_back(epoch + 1, m);
-      if (o.keep_best && m > best_mi) {
-        best_mi = m;
-        rep.best_epoch = epoch + 1;
-        torch::NoGradGuard ng;
-        best.clear();
-        for (auto& t : critic->parameters()) best.push_back(t.detach().clone());
-      }
+      if (o.keep_best && best.offer(m, *critic)) rep.best_epoch = epoch + 1;
     }
   }
-  if (o.keep_best && !best.empty()) {
-    torch::NoGradGuard ng;
-    auto params = critic->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
-  } else {
-    rep.best_epoch = o.epochs;
-  }
+  best.restore(*critic);  // no-op unless an epoch was kept
+  if (rep.best_epoch == 0) rep.best_epoch = o.epochs;
   rep.mi_test = evaluate_mi(critic, x_test, z_test, rep.eval_candidates);
   critic->eval();
   return rep;

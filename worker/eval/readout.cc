@@ -94,8 +94,7 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
     }
     return loss;
   };
-  double best_loss = std::numeric_limits<double>::infinity();
-  std::vector<torch::Tensor> best;  // parameters of the best epoch (keep_best)
+  BestParameters best;  // keep_best: the epoch with the lowest held-out loss
   for (int64_t e = 0; e < o.epochs; ++e) {
     auto order = train.index_select(0, torch::randperm(n_train, gen, torch::kLong));
     for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
@@ -111,18 +110,10 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
       r->eval();
       const double l = loss_of(r->forward(images.index_select(0, test)), test).item<double>();
       r->train();
-      if (l < best_loss) {
-        best_loss = l;
-        best.clear();
-        for (auto& t : r->parameters()) best.push_back(t.detach().clone());
-      }
+      best.offer(-l, *r);
     }
   }
-  if (!best.empty()) {
-    torch::NoGradGuard ng;
-    auto params = r->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
-  }
+  best.restore(*r);
   r->eval();
   auto pred = predict(r, images.index_select(0, test));
   std::vector<double> score;
