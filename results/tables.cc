@@ -220,15 +220,18 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   int groups = 0;
   std::set<double> gammas;
   std::set<std::string> extra_factors;
-  // Eval jobs also report nchange.*: the change divided by the change between two
-  // random stimuli, comparable across factors (degrees vs fractions). Use it when
-  // present so "the dominant factor" compares like with like.
-  bool normalized = false;
+  // Table 2 uses the most informative measure the eval jobs report: transfer.*
+  // (how far each factor moved toward the guiding target's, relative to two
+  // random stimuli), else nchange.* (the change relative to two random stimuli,
+  // comparable across factors), else change.* (label units).
+  bool has_transfer = false, normalized = false;
   for (auto& j : jobs)
     if (j.stage == "eval")
-      for (auto& [name, v] : j.metrics)
+      for (auto& [name, v] : j.metrics) {
+        if (name.rfind("transfer.g", 0) == 0) has_transfer = true;
         if (name.rfind("nchange.g", 0) == 0) normalized = true;
-  const std::string change_prefix = normalized ? "nchange" : "change";
+      }
+  const std::string change_prefix = has_transfer ? "transfer" : normalized ? "nchange" : "change";
   for (auto& a : animals) {
     eval_of[a] = pick_group(select(jobs, "eval", a, [](const Job&) { return true; }), a + " / eval", &eval_notes);
     for (auto* j : eval_of[a])
@@ -253,12 +256,21 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   // ---- Table 2
   PaperTable t2 = empty_table(
       "table2_selectivity", "Table 2: Group selectivity",
-      normalized ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's reported γ (metric report_gamma; default the grid value nearest 100), "
-                   "relative to the change between two random stimuli (eval metric nchange.g<g>.<factor>; 1 = as "
-                   "different as unrelated images), mean ± std over seeds; the dominant factor of each group is marked."
-                 : "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's reported γ (metric report_gamma) "
-                   "(eval metric change.g<g>.<factor>), mean ± std over seeds; the dominant factor of each group is "
-                   "marked.",
+      has_transfer
+          ? "Transfer: how specific each semantic factor of the images guided by each latent group of the MIG-Vis "
+            "VAE is to the guiding target image (the factor read-out's distance to the other pairs' targets minus "
+            "the distance to its own), relative to the difference between two random stimuli, at the eval job's "
+            "reported γ (metric report_gamma; eval metric transfer.g<g>.<factor>; 0 = chance, 1 = as far as two "
+            "unrelated images), mean ± std over seeds; the factor each group moves most is marked. Table 3's γ = 0 "
+            "row gives the unguided value."
+      : normalized
+          ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's "
+            "reported γ (metric report_gamma; default the grid value nearest 100), relative to the change between "
+            "two random stimuli (eval metric nchange.g<g>.<factor>; 1 = as different as unrelated images), mean ± "
+            "std over seeds; the dominant factor of each group is marked."
+          : "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's "
+            "reported γ (metric report_gamma) (eval metric change.g<g>.<factor>), mean ± std over seeds; the "
+            "dominant factor of each group is marked.",
       "group", animals);
   std::vector<std::string> factors = kFactors;
   factors.insert(factors.end(), extra_factors.begin(), extra_factors.end());
@@ -277,20 +289,22 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
       t2.marked.back()[a] = best;
     }
   }
-  if (groups == 0) t2.missing.push_back("no done eval jobs with change.g<g>.<factor> metrics");
+  if (groups == 0) t2.missing.push_back("no done eval jobs with transfer.g<g>.<factor> or change.g<g>.<factor> metrics");
   out.push_back(std::move(t2));
 
   // ---- Table 3
   PaperTable t3 = empty_table("table3_guidance", "Table 3: Guidance sweep",
-                              "For each guidance strength γ: the critic's MI estimate reached, the factor change of "
-                              "the guided group, and the image-quality proxy (feature distance to the stimulus set; "
-                              "lower is better), mean ± std over seeds.",
+                              "For each guidance strength γ: the critic's MI estimate reached, the change (from the "
+                              "γ = 0 image) of the factor each guided group changes most and the transfer (table 2) of "
+                              "the factor each group moves most at the reported γ, both relative to two random "
+                              "stimuli and averaged over groups, and the image-quality proxy (feature distance to the "
+                              "stimulus set; lower is better), mean ± std over seeds.",
                               "γ", animals);
-  t3.columns = {"MI reached", "guided change", "quality"};
+  t3.columns = {"MI reached", "guided change", "guided transfer", "quality"};
   t3.notes = eval_notes;
   for (double gm : gammas) {
     std::string s = fmt::format("{:g}", gm);
-    fill_row(t3, "γ = " + s, {"mi.gamma" + s, "guided_change.gamma" + s, "quality.gamma" + s},
+    fill_row(t3, "γ = " + s, {"mi.gamma" + s, "guided_change.gamma" + s, "guided_transfer.gamma" + s, "quality.gamma" + s},
              [&](const std::string& a) { return eval_of[a]; });
   }
   if (gammas.empty()) t3.missing.push_back("no done eval jobs with mi.gamma<γ> metrics");

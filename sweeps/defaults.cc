@@ -118,6 +118,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"augment_blur", T::kNumber, J(), {}},
            {"keep_best", T::kBool, J(), {}},
            {"report_gamma", T::kNumber, J(), {}},
+           {"min_readout", T::kNumber, J(), {}},
        }},
   };
   return k;

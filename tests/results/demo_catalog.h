@@ -116,8 +116,11 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
       rows.push_back(e);
       for (int g = 1; g <= 4; ++g)
         for (size_t f = 0; f < kDemoFactors.size(); ++f) {
-          // Group g is selective for factor g-1 (group 4: size... index 3 = position).
-          double v = (static_cast<int>(f) == g - 1 ? 0.8 : 0.1) + 0.01 * f + 0.02 * seed + a_off;
+          // Group g moves factor g-1 toward the target most (transfer; table 2
+          // uses it), though it changes factor g (mod 5) most.
+          double t = (static_cast<int>(f) == g - 1 ? 0.6 : 0.05) + 0.01 * f + 0.02 * seed + a_off;
+          double v = (static_cast<int>(f) == g % 5 ? 0.8 : 0.1) + 0.01 * f + 0.02 * seed + a_off;
+          metrics.push_back({e.job_id, fmt::format("transfer.g{}.{}", g, kDemoFactors[f]), t, Value()});
           metrics.push_back({e.job_id, fmt::format("change.g{}.{}", g, kDemoFactors[f]), v, Value()});
           metrics.push_back({e.job_id, fmt::format("slope.g{}.{}", g, kDemoFactors[f]), v / 100, Value()});
         }
@@ -125,6 +128,8 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
         metrics.push_back({e.job_id, fmt::format("mi.gamma{:g}", gamma), 0.5 * std::log10(gamma) + 0.1 * seed + a_off, Value()});
         metrics.push_back(
             {e.job_id, fmt::format("guided_change.gamma{:g}", gamma), 0.2 * std::log10(gamma) + 0.05 * seed, Value()});
+        metrics.push_back(
+            {e.job_id, fmt::format("guided_transfer.gamma{:g}", gamma), 0.1 * std::log10(gamma) + 0.03 * seed, Value()});
         metrics.push_back({e.job_id, fmt::format("quality.gamma{:g}", gamma), 1.0 + 0.1 * gamma / 10 + a_off, Value()});
       }
     }

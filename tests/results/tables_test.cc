@@ -52,10 +52,13 @@ TEST_F(TablesTest, CellsAreMeanAndStdOverSeeds) {
   // a2 has no tcvae: missing and listed.
   EXPECT_EQ(t1.cells[2][1][0].n, 0);
   EXPECT_NE(std::find(t1.missing.begin(), t1.missing.end(), "a2 / tcvae: no done jobs"), t1.missing.end());
-  // Table 2: group g is selective for factor g-1; marked.
+  // Table 2 uses transfer.* over change.*: group g moves factor g-1 toward the
+  // target most (marked), though it changes factor g most.
   const PaperTable& t2 = tables_[1];
   ASSERT_EQ(t2.rows.size(), 4u);
   for (int g = 0; g < 4; ++g) EXPECT_EQ(t2.marked[g][0], g) << "group " << g + 1;
+  EXPECT_NEAR(t2.cells[0][0][0].mean, 0.6 + 0.03, 1e-12);  // transfer.g1.pose on a1, seeds 1, 2
+  EXPECT_EQ(tables_[2].columns[2], "guided transfer");
   // Table 3: gammas 1, 10, 100 in numeric order.
   EXPECT_EQ(tables_[2].rows, (std::vector<std::string>{"γ = 1", "γ = 10", "γ = 100"}));
   // Table 4: only w_tc varies among migvis jobs.

@@ -46,14 +46,38 @@ data::Dataset tiny_dataset() {
   return d;
 }
 
-class StagesTest : public ::testing::Test {
+// Job directories over the tiny dataset, run through the real worker.
+class JobDirTest : public ::testing::Test {
  protected:
-  void SetUp() override { setup(); }
+  void SetUp() override { ASSERT_TRUE(data::write_dataset(tiny_dataset(), tmp_ / "dataset.h5").ok()); }
+
+  testing::RunResult run_job(const std::string& stage, const std::string& params_yaml,
+                             std::map<std::string, std::string> inputs) {
+    schema::JobSpec s;
+    s.job_id = "00000000000000" + std::to_string(10 + (++jobs_));
+    s.stage = stage;
+    s.seed = 3;
+    s.params = YAML::Load(params_yaml);
+    for (auto& [k, v] : inputs) s.inputs[k] = (tmp_ / v).string();
+    fs::create_directories(tmp_ / stage);
+    EXPECT_TRUE(schema::write_job_spec(s, tmp_ / stage).ok());
+    return run_command(testing::worker_bin() + " --threads 1 --job " + (tmp_ / stage).string());
+  }
+
+  testing::TempDir tmp_;
+  int jobs_ = 0;
+};
+
+class StagesTest : public JobDirTest {
+ protected:
+  void SetUp() override {
+    JobDirTest::SetUp();
+    setup();
+  }
   void setup() {
     if (run_command("/usr/bin/python3 -c 'import torch'").exit_code != 0)
       GTEST_SKIP() << "/usr/bin/python3 with torch is needed to script the stand-in eps model";
     auto d = tiny_dataset();
-    ASSERT_TRUE(data::write_dataset(d, tmp_ / "dataset.h5").ok());
     // VAE job: 2 groups x 2 dims; group 1 = (category, noise), group 2 = (pose, noise).
     fs::create_directories(tmp_ / "vae");
     {
@@ -102,22 +126,6 @@ class StagesTest : public ::testing::Test {
       ASSERT_TRUE((*af)->commit().ok());
     }
   }
-
-  testing::RunResult run_job(const std::string& stage, const std::string& params_yaml,
-                             std::map<std::string, std::string> inputs) {
-    schema::JobSpec s;
-    s.job_id = "00000000000000" + std::to_string(10 + (++jobs_));
-    s.stage = stage;
-    s.seed = 3;
-    s.params = YAML::Load(params_yaml);
-    for (auto& [k, v] : inputs) s.inputs[k] = (tmp_ / v).string();
-    fs::create_directories(tmp_ / stage);
-    EXPECT_TRUE(schema::write_job_spec(s, tmp_ / stage).ok());
-    return run_command(testing::worker_bin() + " --threads 1 --job " + (tmp_ / stage).string());
-  }
-
-  testing::TempDir tmp_;
-  int jobs_ = 0;
 };
 
 TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
@@ -156,12 +164,13 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair0.png"));
   EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair1.png"));
 
-  r = run_job("eval", "{epochs: 3, width: 4}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  // min_readout off: a 3-epoch read-out measures the plumbing, not the factors.
+  r = run_job("eval", "{epochs: 3, width: 4, min_readout: -100}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto eres = schema::read_job_result(tmp_ / "eval");
   ASSERT_TRUE(eres.ok());
-  for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "mi.gamma5", "guided_change.gamma5",
-                   "quality.gamma0", "quality.gamma5"})
+  for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "transfer.g1.pose", "mi.gamma5",
+                   "guided_change.gamma5", "guided_transfer.gamma5", "quality.gamma0", "quality.gamma5"})
     EXPECT_EQ(eres->metrics.count(key), 1u) << key;
   auto f = h5::File::open(tmp_ / "eval" / "out.h5");
   ASSERT_TRUE(f.ok());
@@ -172,6 +181,11 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   for (int g = 0; g < 2; ++g)
     for (int k = 0; k < 2; ++k) EXPECT_EQ(fc->data[(g * 2 + 0) * 2 + k], 0.f);
   EXPECT_EQ(*f->attr_vector<std::string>("factor_change", "factors"), (std::vector<std::string>{"pose", "category"}));
+  auto ft = f->read<float>("factor_transfer");
+  ASSERT_TRUE(ft.ok());
+  EXPECT_EQ(ft->shape, fc->shape);
+  // gamma 0 images are the same for both groups: so is their transfer.
+  for (int k = 0; k < 2; ++k) EXPECT_EQ(ft->data[(0 * 2 + 0) * 2 + k], ft->data[(1 * 2 + 0) * 2 + k]);
 
   // An unknown key is rejected by name (exit 65, failed result).
   r = run_job("synthesis", "{gammas: [0], bogus: 1}",
@@ -180,6 +194,81 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   auto bad = schema::read_job_result(tmp_ / "synthesis");
   ASSERT_TRUE(bad.ok());
   EXPECT_NE(bad->error.find("bogus"), std::string::npos) << bad->error;
+}
+
+// A hand-written synthesis output: group 1's guided images ARE the pair targets,
+// group 2's stay the sources. Group 2's transfer must then equal the reference
+// column's, and group 1's continuous pose transfer must exceed it (each image
+// now sits on its own target, at distance 0, and away from the others').
+TEST_F(JobDirTest, EvalTransferMeasuresMovementTowardTheTarget) {
+  auto d = tiny_dataset();
+  constexpr int G = 2, Gm = 2, P = 6, S = 2;
+  const std::vector<int32_t> src = {0, 5, 10, 17, 30, 41};
+  fs::create_directories(tmp_ / "synthesis");
+  auto write_synthesis = [&](const std::vector<int32_t>& tgt) {
+    auto af = h5::AtomicFile::create(tmp_ / "synthesis" / "out.h5");
+    ASSERT_TRUE(af.ok());
+    auto& f = (*af)->file();
+    h5::Array<float> img({G, Gm, P, S, 1, kS, kS});
+    const size_t cell = kS * kS;
+    for (int g = 0; g < G; ++g)
+      for (int c = 0; c < Gm; ++c)
+        for (int p = 0; p < P; ++p)
+          for (int s = 0; s < S; ++s) {
+            const int im = (g == 0 && c == 1) ? tgt[p] : src[p];
+            std::copy_n(d.images.data.begin() + im * cell, cell,
+                        img.data.begin() + (((g * Gm + c) * P + p) * S + s) * cell);
+          }
+    ASSERT_TRUE(f.write("images", img).ok());
+    ASSERT_TRUE(f.set_attr_vector<int32_t>("images", "groups", {1, 2}).ok());
+    ASSERT_TRUE(f.set_attr_vector<double>("images", "gammas", {0, 50}).ok());
+    ASSERT_TRUE(f.write_vector("sources", src).ok());
+    ASSERT_TRUE(f.write_vector("targets", tgt).ok());
+    ASSERT_TRUE((*af)->commit().ok());
+  };
+  write_synthesis({23, 40, 3, 8, 46, 12});
+  auto r = run_job("eval", "{epochs: 4, width: 4, augment_noise: 0, augment_blur: 0, min_readout: -100}",
+                   {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto res = schema::read_job_result(tmp_ / "eval");
+  ASSERT_TRUE(res.ok());
+  auto& m = res->metrics;
+  EXPECT_EQ(m.at("change.g2.pose"), 0.0);
+  // Group 2 did not move: its transfer is the unguided (reference) one, the same
+  // for every group since their reference images are the same sources.
+  auto f = h5::File::open(tmp_ / "eval" / "out.h5");
+  ASSERT_TRUE(f.ok());
+  auto ft = f->read<float>("factor_transfer");
+  ASSERT_TRUE(ft.ok());
+  ASSERT_EQ(ft->shape, (std::vector<hsize_t>{G, Gm, 2}));
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_NEAR(ft->data[(1 * Gm + 1) * 2 + k], ft->data[(1 * Gm + 0) * 2 + k], 1e-6);
+    EXPECT_NEAR(ft->data[(0 * Gm + 0) * 2 + k], ft->data[(1 * Gm + 0) * 2 + k], 1e-6);
+  }
+  EXPECT_NEAR(m.at("transfer.g2.pose"), ft->data[(1 * Gm + 0) * 2 + 0], 1e-6);
+  // Group 1 reached its targets: each image sits on its own target's read-out,
+  // so it is more specific to it than the sources were.
+  EXPECT_GT(m.at("transfer.g1.pose"), m.at("transfer.g2.pose"));
+  EXPECT_GT(m.at("transfer.g1.pose"), 0.0);
+  EXPECT_GT(m.at("transfer_se.g2.pose"), 0.0);
+  EXPECT_GT(m.at("nchange.g1.pose"), 0.0);
+  EXPECT_EQ(m.at("report_gamma"), 50.0);
+
+  // A read-out threshold no factor reaches fails the job, naming the key.
+  r = run_job("eval", "{epochs: 1, width: 4, min_readout: 1.01}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  auto unread = schema::read_job_result(tmp_ / "eval");
+  ASSERT_TRUE(unread.ok());
+  EXPECT_NE(unread->error.find("min_readout"), std::string::npos) << unread->error;
+
+  // A target index outside the dataset is rejected, naming the file and dataset.
+  write_synthesis({23, 40, 3, 8, 46, kN});
+  r = run_job("eval", "{epochs: 1, width: 4, min_readout: -100}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  auto bad = schema::read_job_result(tmp_ / "eval");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_NE(bad->error.find("/targets"), std::string::npos) << bad->error;
+  EXPECT_NE(bad->error.find("outside the dataset"), std::string::npos) << bad->error;
 }
 
 }  // namespace

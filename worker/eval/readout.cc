@@ -153,33 +153,38 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   return p;
 }
 
-std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
-                                 const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles) {
-  std::vector<double> out;
+std::vector<torch::Tensor> role_distances(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
+                                          const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles) {
+  std::vector<torch::Tensor> out;
   for (auto& role : roles) {
     std::vector<size_t> idx;
     for (size_t i = 0; i < heads.size(); ++i)
       if (heads[i].role == role) idx.push_back(i);
-    if (idx.empty()) { out.push_back(std::numeric_limits<double>::quiet_NaN()); continue; }
-    torch::Tensor per_item;
+    if (idx.empty()) { out.emplace_back(); continue; }
+    auto per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
     if (heads[idx[0]].categorical) {
-      // Fraction of items where any of the role's categorical heads changes.
-      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
+      // 1 where any of the role's categorical heads differs.
       for (size_t i : idx) per_item = torch::maximum(per_item, (a[i] != b[i]).to(torch::kFloat64));
     } else if (role == "position") {
-      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
       for (size_t i : idx) per_item = per_item + (a[i] - b[i]).to(torch::kFloat64).pow(2);
       per_item = per_item.sqrt();
     } else {
-      per_item = torch::zeros({a[idx[0]].size(0)}, torch::kFloat64);
       for (size_t i : idx) {
         auto d = (a[i] - b[i]).to(torch::kFloat64).abs();
         if (heads[i].periodic) d = torch::minimum(torch::remainder(d, 360.0), 360.0 - torch::remainder(d, 360.0));
         per_item = per_item + d / static_cast<double>(idx.size());
       }
     }
-    out.push_back(per_item.mean().item<double>());
+    out.push_back(per_item);
   }
+  return out;
+}
+
+std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
+                                 const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles) {
+  std::vector<double> out;
+  for (auto& d : role_distances(heads, a, b, roles))
+    out.push_back(d.defined() ? d.mean().item<double>() : std::numeric_limits<double>::quiet_NaN());
   return out;
 }
 

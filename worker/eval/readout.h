@@ -90,5 +90,9 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256
 // Returns one value per role in `roles` (NaN where the role has no head).
 std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
                                  const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles);
+// The same per item: one [B] float64 tensor of distances per role (undefined
+// where the role has no head); role_changes() is their mean.
+std::vector<torch::Tensor> role_distances(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& a,
+                                          const std::vector<torch::Tensor>& b, const std::vector<std::string>& roles);
 
 }  // namespace migvis::worker::eval
