@@ -722,6 +722,7 @@ struct Expander {
     h["params"] = j.params;
     h["key"] = j.key;
     h["code"] = code_version;
+    if (int rev = stage_revision(stage); rev > 1) h["revision"] = rev;
     json ups = json::object();
     for (auto& s : direct_upstream(stage)) {
       auto it = j.upstream.find(s);
@@ -752,6 +753,14 @@ std::map<std::string, size_t> Plan::count_by_stage() const {
   std::map<std::string, size_t> m;
   for (auto& j : jobs) m[j.stage]++;
   return m;
+}
+
+int stage_revision(const std::string& stage) {
+  // data 2: stimuli carry an orientation cap (orchestrator/data/synth.cc).
+  // eval 2: transfer toward the target (worker/stage_eval.cc).
+  static const std::map<std::string, int> kRevisions = {{"data", 2}, {"eval", 2}};
+  auto it = kRevisions.find(stage);
+  return it == kRevisions.end() ? 1 : it->second;
 }
 
 std::string default_code_version() { return std::string("migvis-") + MIGVIS_VERSION; }

@@ -61,6 +61,10 @@ struct ExpandOptions {
 // The code version folded into every hash (the project version: a new release
 // invalidates caches; commits within a release do not).
 std::string default_code_version();
+// Revision of a stage's algorithm within a release: bumped when the stage's
+// outputs change for the same params, and hashed (when > 1) so cached jobs of an
+// older revision are not reused while other stages' caches stay valid.
+int stage_revision(const std::string& stage);
 
 // Expands sweep YAML text. `file` names the source in error messages
 // ("sweeps/a.yaml:14: vae.params.beta: expected a number, got \"high\"").

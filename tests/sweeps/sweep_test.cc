@@ -222,6 +222,15 @@ TEST(SweepTest, ChangingOneParamChangesOnlyThatJobAndItsDownstream) {
                               "diffusion: {}\ncritic: {}\n");
   for (size_t i = 0; i < pa.jobs.size(); ++i) EXPECT_EQ(pa.jobs[i].job_id, pc.jobs[i].job_id);
   EXPECT_EQ(of(pc, "vae")[0]->resources.threads, 4);
+  // A stage whose algorithm was revised hashes its revision; the others do not
+  // (their caches from before the revision stay valid).
+  for (auto& j : pa.jobs) {
+    if (stage_revision(j.stage) > 1)
+      EXPECT_EQ(j.hash_inputs.at("revision"), stage_revision(j.stage)) << j.stage;
+    else
+      EXPECT_FALSE(j.hash_inputs.contains("revision")) << j.stage;
+  }
+  EXPECT_GT(stage_revision("data"), 1);
 }
 
 TEST(SweepTest, SessionsPooledAllAndPerAnimal) {
