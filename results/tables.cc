@@ -221,8 +221,8 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
   std::set<double> gammas;
   std::set<std::string> extra_factors;
   // Table 2 uses the most informative measure the eval jobs report: transfer.*
-  // (how far each factor moved toward the guiding target's, relative to two
-  // random stimuli), else nchange.* (the change relative to two random stimuli,
+  // (how specific each factor is to the guiding target, relative to two random
+  // stimuli), else nchange.* (the change relative to two random stimuli,
   // comparable across factors), else change.* (label units).
   bool has_transfer = false, normalized = false;
   for (auto& j : jobs)

@@ -1,29 +1,27 @@
 // Stage `eval`: how much each factor changes in the guided images, per latent
 // group and gamma (MIGVIS_METHOD.md tables 2 and 3). A factor read-out network
-// is trained on the stimuli and applied to /images of a synthesis job; each
-// item is compared with the same (pair, seed) at the reference gamma (0 when
-// present, else the smallest), so noise is paired.
+// is trained on the stimuli and applied to /images of a synthesis job.
 // Two measures per (group, gamma, factor):
-//  - change: how far the factor moved from the reference image (any direction);
-//  - transfer: how specific to its own TARGET image (the image whose group-g
-//    latent guided the edit) the factor is: mean read-out distance to the other
-//    pairs' targets minus the distance to the item's own target (0 in
-//    expectation without guidance: sources and targets are drawn independently). Guidance toward a group that
-//    does not carry a factor may still perturb it (change > 0) but moves it no
-//    closer to its own target than to the others' (transfer ~ 0); this is what
-//    separates the groups when the diffusion model's edits are noisy
-//    (docs/METRICS.md, "Selectivity of guided images").
-// Both are also divided by the change between two random stimuli, so factors
-// are comparable (1 = as different as unrelated images).
+//  - change: how far the factor moved, in any direction, from the same (pair,
+//    seed) at the reference gamma (0 when present, else the smallest), so noise
+//    is paired;
+//  - transfer: how specific the factor is to the item's own TARGET image (the
+//    image whose group-g latent guided the edit): mean read-out distance to the
+//    other pairs' targets minus the distance to its own target. It is 0 in
+//    expectation without guidance (sources and targets are drawn independently),
+//    and an edit that merely perturbs a factor leaves it ~0 while its change is
+//    large; this is what separates the groups when the diffusion model's edits
+//    are noisy (docs/METRICS.md, "Selectivity of guided images").
+// Both are also divided by the same measure between two random stimuli, so
+// factors are comparable (1 = as different as unrelated images).
 // Outputs (out.h5): /factor_change [G, Gamma, F] in label units (fraction changed
 // for category/identity, degrees for pose, fraction of image for position, size
-// units), /factor_change_normalized, /factor_transfer [G, Gamma, F] (normalized)
-// and its standard error over items /factor_transfer_se,
-// /quality [Gamma]; metrics per schemas (change.g<g>.<f>, slope.g<g>.<f>,
-// mi.gamma<γ>, guided_change.gamma<γ>, quality.gamma<γ>) plus nchange.g<g>.<f>
-// (normalized), transfer.g<g>.<f>, transfer_se.g<g>.<f>, guided_transfer.gamma<γ>
-// and readout.<factor>
-// (held-out accuracy / R^2 of the read-out).
+// units), /factor_change_normalized, /factor_transfer (normalized) and its
+// standard error over items /factor_transfer_se (all [G, Gamma, F]), /quality
+// [Gamma]; metrics change.g<g>.<f>, nchange.g<g>.<f> (normalized),
+// transfer.g<g>.<f>, transfer_se.g<g>.<f>, slope.g<g>.<f>, mi.gamma<γ>,
+// guided_change.gamma<γ>, guided_transfer.gamma<γ>, quality.gamma<γ> and
+// readout.<factor> (held-out score of the read-out).
 #include <cmath>
 
 #include <fmt/format.h>
@@ -108,7 +106,7 @@ Status run_eval_stage(StageContext& ctx) {
                     heads[i].categorical ? "accuracy" : heads[i].periodic ? "mean cos error" : "R^2", scores[i]);
   }
   // The heads that measure: an unreadable head keeps its place in the read-out
-  // but gets no role, so role_changes() skips it.
+  // but gets no role, so role_distances() and role_changes() skip it.
   std::vector<eval::FactorHead> measured = heads;
   std::string unread;
   for (size_t i = 0; i < heads.size(); ++i) {
@@ -141,6 +139,7 @@ Status run_eval_stage(StageContext& ctx) {
 
   auto synth = torch::from_blob(imgs.data.data(), {G * Gm * P * S, C, H, W}, torch::kFloat32);
   auto pred = eval::predict(readout, synth);
+  auto stim_pred = eval::predict(readout, stimuli);
   // The read-out of each pair's target stimulus, repeated over seeds (item order p, s).
   MIGVIS_ASSIGN_OR_RETURN(auto tgt_img, sf.read_vector<int32_t>("targets"));
   if ((int64_t)tgt_img.size() != P)
@@ -149,13 +148,13 @@ Status run_eval_stage(StageContext& ctx) {
     if (t < 0 || t >= stimuli.size(0))
       return Status::InvalidArgument(sf.where("/targets") + fmt::format(": image index {} outside the dataset's {} images",
                                                                         t, stimuli.size(0)));
-  auto tgt_pred = eval::predict(
-      readout, stimuli.index_select(0, torch::tensor(std::vector<int64_t>(tgt_img.begin(), tgt_img.end()), torch::kLong)));
+  const auto tgt_index = torch::tensor(std::vector<int64_t>(tgt_img.begin(), tgt_img.end()), torch::kLong);
   // Targets per item, for the item's own pair (k = 0) and for the other pairs
   // (k = 1..P-1: pair p gets the target of pair (p + k) mod P), the controls.
   std::vector<std::vector<torch::Tensor>> tgt_shifted(P);
   for (int64_t k = 0; k < P; ++k)
-    for (auto& v : tgt_pred.values) tgt_shifted[k].push_back(v.roll(-k, 0).repeat_interleave(S, 0));
+    for (auto& v : stim_pred.values)
+      tgt_shifted[k].push_back(v.index_select(0, tgt_index).roll(-k, 0).repeat_interleave(S, 0));
   // Specificity of items toward their own targets: mean distance to the other
   // pairs' targets minus the distance to their own, per role. Generic
   // perturbation (an edit that randomises a factor) moves an item away from or
@@ -174,7 +173,6 @@ Status run_eval_stage(StageContext& ctx) {
     for (int64_t f = 0; f < F; ++f) spec[f] -= own[f];
     return spec;
   };
-  auto stim_pred = eval::predict(readout, stimuli);
   const double stim_nn = mean_nn_distance(stim_pred.features, stim_pred.features, true);
   const int64_t ref = std::min_element(gammas.begin(), gammas.end()) - gammas.begin();
   auto items = [&](int64_t g, int64_t c) { return torch::arange((g * Gm + c) * P * S, (g * Gm + c + 1) * P * S, torch::kLong); };
@@ -187,8 +185,9 @@ Status run_eval_stage(StageContext& ctx) {
       for (auto& x : pred.values) v.push_back(x.index_select(0, items(g, c)));
       return v;
     };
+    const auto ref_values = at(ref);
     for (int64_t c = 0; c < Gm; ++c) {
-      auto ch = eval::role_changes(measured, at(c), at(ref), roles);
+      auto ch = eval::role_changes(measured, at(c), ref_values, roles);
       auto spec = specificity(at(c));
       for (int64_t f = 0; f < F; ++f) {
         const double base = std::max(baseline[f], 1e-12);

@@ -68,15 +68,19 @@ GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion
   const auto gi = mixed ? guided.nonzero().squeeze(1) : torch::Tensor();      // [Bg] int64
   const auto ui = mixed ? guided.logical_not().nonzero().squeeze(1) : torch::Tensor();  // [Bu]
   auto pick = [&](const torch::Tensor& v) { return mixed ? v.index_select(0, gi) : v; };
+  // L_i at x0_hat(x_t) of the items x, with their rows of z_cand and group.
+  auto losses = [&](const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z, const torch::Tensor& g) {
+    auto x0 = diffusion::predict_x0(s, x, eps, t);
+    if (clip_x0) x0 = x0.clamp(-1, 1);
+    return guidance_losses(critic, x0, z, g);
+  };
 
   torch::Tensor eps_g, grad_g, loss_g;
   {
     torch::AutoGradMode ag(true);
     auto x = pick(x_t).detach().requires_grad_(true);         // [Bg, C, H, W]
     auto eps = model(x, t);                                   // [Bg, C, H, W]
-    auto x0 = diffusion::predict_x0(s, x, eps, t);
-    if (clip_x0) x0 = x0.clamp(-1, 1);
-    auto loss = guidance_losses(critic, x0, pick(b.z_cand), pick(b.group));  // [Bg]
+    auto loss = losses(x, eps, pick(b.z_cand), pick(b.group));  // [Bg]
     // Items are independent, so d(sum L)/dx_t holds each item's own gradient.
     grad_g = torch::autograd::grad({loss.sum()}, {x})[0].detach();
     eps_g = eps.detach();
@@ -90,9 +94,7 @@ GuidedEps guided_eps(const EpsFn& model, critic::Critic& critic, const diffusion
     torch::NoGradGuard ng;
     auto x_u = x_t.index_select(0, ui);                       // [Bu, C, H, W]
     auto eps_u = model(x_u, t);
-    auto x0_u = diffusion::predict_x0(s, x_u, eps_u, t);
-    if (clip_x0) x0_u = x0_u.clamp(-1, 1);
-    auto loss_u = guidance_losses(critic, x0_u, b.z_cand.index_select(0, ui), b.group.index_select(0, ui));
+    auto loss_u = losses(x_u, eps_u, b.z_cand.index_select(0, ui), b.group.index_select(0, ui));
     out.eps_model = torch::empty_like(x_t).index_copy_(0, gi, eps_g).index_copy_(0, ui, eps_u);
     out.grad = torch::zeros_like(x_t).index_copy_(0, gi, grad_g);
     out.loss = torch::empty({b.size()}, loss_g.options()).index_copy_(0, gi, loss_g).index_copy_(0, ui, loss_u);
