@@ -14,6 +14,7 @@
 #include "results/render.h"
 #include "results/report.h"
 #include "results/tables.h"
+#include "schemas/stages.h"
 
 namespace migvis::orch {
 namespace {
@@ -88,7 +89,7 @@ struct IngestArgs {
 Status run_ingest(const IngestArgs& a) {
   std::vector<fs::path> dirs(a.dirs.begin(), a.dirs.end());
   if (dirs.empty()) {
-    fs::path jobs = fs::path(a.db.root) / "jobs";
+    fs::path jobs = schema::jobs_dir(a.db.root);
     std::error_code ec;
     if (!fs::is_directory(jobs, ec))
       return Status::NotFound(fmt::format("{} does not exist: nothing to ingest (pass --root)", jobs.string()));
@@ -120,7 +121,7 @@ struct TablesArgs {
 // are ingested first, under the single-writer lock, waiting at most a few
 // seconds for it: another writer holding it is ingesting them anyway.
 void ingest_new_results(const DbOptions& o) {
-  const fs::path jobs = fs::path(o.root) / "jobs";
+  const fs::path jobs = schema::jobs_dir(o.root);
   std::error_code ec;
   if (!o.db.empty() || !fs::is_directory(jobs, ec)) return;
   std::vector<fs::path> finished;

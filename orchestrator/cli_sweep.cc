@@ -12,6 +12,7 @@
 #include "orchestrator/slurm_submit.h"
 #include "orchestrator/recorder.h"
 #include "schemas/job_spec.h"
+#include "schemas/stages.h"
 #include "sweeps/sweep.h"
 
 namespace migvis::orch {
@@ -380,7 +381,7 @@ Status do_why(const SweepArgs& a) {
       }
   } else {
     std::error_code ec;
-    for (auto& st : fs::directory_iterator(root / "jobs", ec))
+    for (auto& st : fs::directory_iterator(schema::jobs_dir(root), ec))
       for (auto& d : fs::directory_iterator(st.path(), ec))
         if (d.path().filename().string().rfind(a.job, 0) == 0) {
           auto t = read_file(d.path() / "hash_inputs.json");
@@ -394,7 +395,7 @@ Status do_why(const SweepArgs& a) {
   }
   if (mine.is_null() || mine.is_discarded())
     return Status::NotFound(fmt::format("job {}: not in {} (give --sweep FILE for a job not written yet)", a.job,
-                                        (root / "jobs").string()));
+                                        schema::jobs_dir(root).string()));
   if (disk_state(mydir) == DiskState::kDone) {
     fmt::print("job {} ({} {}) is complete: cached, it would not run again.\n", mydir.filename().string(), stage,
                mine["key"].dump());
@@ -404,7 +405,7 @@ Status do_why(const SweepArgs& a) {
   fs::path best;
   std::string best_time;
   std::error_code ec;
-  for (auto& d : fs::directory_iterator(root / "jobs" / stage, ec)) {
+  for (auto& d : fs::directory_iterator(schema::jobs_dir(root) / stage, ec)) {
     if (d.path() == mydir) continue;
     auto r = schema::read_job_result(d.path());
     if (!r.ok() || r->status != "ok") continue;

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "schemas/job_spec.h"
+#include "schemas/stages.h"
 
 namespace migvis::orch {
 namespace {
@@ -258,7 +259,7 @@ std::string find_on_path(const std::string& name) {
 std::vector<std::string> worker_argv(const std::string& worker, const fs::path& dir, const std::string& stage,
                                      int ranks, const RunOptions& opts) {
   const int r = opts.ranks > 0 ? opts.ranks : ranks;
-  const bool parallel_stage = stage == "diffusion" || stage == "synthesis";
+  const bool parallel_stage = schema::is_data_parallel(stage);
   if (opts.executor != "mpi" || !parallel_stage || r <= 1) return {worker, "--job", dir.string()};
   std::vector<std::string> argv = {find_on_path("mpirun")};
   if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
@@ -319,7 +320,7 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
     j.deps = pj.deps;
     j.launch.dir = dir;
     j.launch.log = dir / schema::kLogFile;
-    if (pj.stage == "data")
+    if (schema::runs_in_orchestrator(pj.stage))
       j.launch.argv = {data_runner, "data", "run-job", dir.string()};
     else
       j.launch.argv = worker_argv(worker, dir, pj.stage, pj.resources.ranks, opts);

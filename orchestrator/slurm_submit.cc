@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "schemas/job_spec.h"
+#include "schemas/stages.h"
 
 namespace migvis::orch {
 
@@ -38,11 +39,11 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
       s.sweep = plan.sweep;
       s.stage = pj.stage;
       s.name = fmt::format("migvis-{}-{}", plan.sweep, pj.stage);
-      if (pj.stage == "data") s.command = {opts.self, "data", "run-job"};
+      if (schema::runs_in_orchestrator(pj.stage)) s.command = {opts.self, "data", "run-job"};
       else s.command = {opts.worker, "--job"};
       // One allocation shape per stage: the stage's resources (the sweep sets them per stage).
       s.cpus_per_task = std::max(1, pj.resources.threads);
-      s.ntasks = (pj.stage == "diffusion" || pj.stage == "synthesis") ? std::max(1, pj.resources.ranks) : 1;
+      s.ntasks = schema::is_data_parallel(pj.stage) ? std::max(1, pj.resources.ranks) : 1;
       s.gpus = pj.resources.gpus;
       s.mem_gb = pj.resources.mem_gb;
       s.time_min = pj.resources.time_min;

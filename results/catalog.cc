@@ -11,6 +11,7 @@
 #include "results/h5.h"
 #include "schemas/job_spec.h"
 #include "schemas/sql_migrations.h"
+#include "schemas/stages.h"
 
 namespace migvis::catalog {
 namespace {
@@ -227,7 +228,7 @@ Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, 
   return l;
 }
 fs::path job_dir_for(const fs::path& root, const std::string& stage, const std::string& job_id) {
-  return root / "jobs" / stage / job_id;
+  return schema::job_dir(root, stage, job_id);
 }
 
 std::string_view job_status_name(JobStatus s) {

@@ -56,6 +56,7 @@ inline constexpr const char* kIngestLockDir = ".ingest.lock.d";
 fs::path ingest_lock_path_for_root(const fs::path& root);
 // Takes it, waiting up to `timeout_s` (Unavailable naming the holder after that).
 Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, double timeout_s);
+// schema::job_dir (schemas/stages.h): `<root>/jobs/<stage>/<job_id>`.
 fs::path job_dir_for(const fs::path& root, const std::string& stage, const std::string& job_id);
 
 // Job lifecycle. The names are stored in the DB (a format: never rename).

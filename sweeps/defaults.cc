@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "schemas/stages.h"
+
 namespace migvis::sweeps {
 namespace {
 
@@ -47,8 +49,8 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"eval_every", T::kInt, 5, {}},
            {"patience", T::kInt, J(), {}},
        }},
-      // Aligned with worker/stage_diffusion.cc (diffusion branch) and
-      // worker/stage_{critic,synthesis,eval}.cc (synth branch) check_known lists;
+      // Aligned with the check_known lists of worker/stages/diffusion.cc and
+      // worker/stages/{critic,synthesis,eval}.cc;
       // their defaults live in the workers.
       {"diffusion",
        {
@@ -161,27 +163,19 @@ int preset_sessions_per_animal(const std::string& preset) {
   return 0;
 }
 
+// Both come from the stage registry (schemas/stages.h).
 const std::vector<std::string>& direct_upstream(const std::string& stage) {
-  static const std::map<std::string, std::vector<std::string>> k = {
-      {"data", {}},          {"vae", {"data"}},
-      {"diffusion", {"data"}}, {"critic", {"vae"}},
-      {"synthesis", {"critic", "diffusion"}}, {"eval", {"synthesis"}},
-  };
   static const std::vector<std::string> kEmpty;
-  auto it = k.find(stage);
-  return it == k.end() ? kEmpty : it->second;
+  const schema::StageInfo* s = schema::find_stage_info(stage);
+  return s ? s->upstream : kEmpty;
 }
 
 const std::vector<std::string>& input_stages(const std::string& stage) {
   // CONVENTIONS.md: vae {dataset}; diffusion {dataset}; critic {dataset, vae};
   // synthesis {dataset, vae, diffusion, critic}; eval {dataset, synthesis}.
-  static const std::map<std::string, std::vector<std::string>> k = {
-      {"data", {}},        {"vae", {}}, {"diffusion", {}}, {"critic", {"vae"}},
-      {"synthesis", {"vae", "diffusion", "critic"}}, {"eval", {"synthesis"}},
-  };
   static const std::vector<std::string> kEmpty;
-  auto it = k.find(stage);
-  return it == k.end() ? kEmpty : it->second;
+  const schema::StageInfo* s = schema::find_stage_info(stage);
+  return s ? s->input_stages : kEmpty;
 }
 
 }  // namespace migvis::sweeps

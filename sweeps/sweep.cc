@@ -14,6 +14,7 @@
 
 #include "common/hash.h"
 #include "migvis_build_info.h"
+#include "schemas/stages.h"
 #include "sweeps/defaults.h"
 
 namespace migvis::sweeps {
@@ -757,7 +758,7 @@ std::map<std::string, size_t> Plan::count_by_stage() const {
 
 int stage_revision(const std::string& stage) {
   // data 2: stimuli carry an orientation cap (orchestrator/data/synth.cc).
-  // eval 2: transfer toward the target (worker/stage_eval.cc).
+  // eval 2: transfer toward the target (worker/stages/eval.cc).
   static const std::map<std::string, int> kRevisions = {{"data", 2}, {"eval", 2}};
   auto it = kRevisions.find(stage);
   return it == kRevisions.end() ? 1 : it->second;
@@ -938,7 +939,7 @@ Result<Plan> load_sweep(const fs::path& path, const ExpandOptions& opts) {
   return expand_sweep(text, path.string(), opts);
 }
 
-fs::path job_dir_for(const fs::path& root, const PlannedJob& job) { return root / "jobs" / job.stage / job.job_id; }
+fs::path job_dir_for(const fs::path& root, const PlannedJob& job) { return schema::job_dir(root, job.stage, job.job_id); }
 
 YAML::Node json_to_yaml(const json& j) {
   if (j.is_object()) {

@@ -21,14 +21,13 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "schemas/job_spec.h"
+#include "schemas/stages.h"
 
 namespace migvis::sweeps {
 
-// Pipeline stages in dependency order. A format: add names, never rename.
-inline const std::vector<std::string>& stage_names() {
-  static const std::vector<std::string> k = {"data", "vae", "diffusion", "critic", "synthesis", "eval"};
-  return k;
-}
+// Pipeline stages in dependency order, from the stage registry
+// (schemas/stages.h). A format: add names, never rename.
+inline const std::vector<std::string>& stage_names() { return schema::stage_names(); }
 
 struct PlannedJob {
   std::string stage;
@@ -76,7 +75,7 @@ Result<Plan> expand_sweep(const std::string& yaml_text, const std::string& file,
 Result<Plan> load_sweep(const fs::path& path, const ExpandOptions& opts = {});
 
 // The job.yaml content for plan.jobs[i] under `root` (absolute paths for inputs):
-// job dir `<root>/jobs/<stage>/<job_id>`.
+// job dir `<root>/jobs/<stage>/<job_id>` (schema::job_dir).
 schema::JobSpec job_spec_for(const Plan& plan, size_t i, const fs::path& root);
 fs::path job_dir_for(const fs::path& root, const PlannedJob& job);
 

@@ -12,7 +12,8 @@
 
 #include "common/log.h"
 #include "worker/comm.h"
-#include "worker/stage.h"
+#include "worker/device.h"
+#include "worker/stages/stage.h"
 #include "worker/version.h"
 
 namespace {

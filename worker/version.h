@@ -1,32 +1,13 @@
 // Build and runtime facts of this worker, recorded as provenance in result.yaml.
+// (Threads, device and communicator selection: worker/device.h.)
 #pragma once
 
 #include <map>
-#include <memory>
 #include <string>
 
 namespace migvis::worker {
 
-class Communicator;
-
 std::string version_string();
 // {migvis, git, torch, mpi, cuda, nccl, blas, build_type}
 std::map<std::string, std::string> library_versions();
-// Thread count: explicit flag, else job.yaml's resources.threads, else
-// SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else hardware_concurrency().
-int resolve_threads(int flag, int from_job);
-// "cuda:0" when CUDA is available and the job asked for GPUs, else "cpu".
-std::string resolve_device(int gpus);
-// MPI communicator when launched by mpirun/srun with more than one rank, NCCL
-// when the device is CUDA and NCCL was built in; nullptr for a single process.
-std::unique_ptr<Communicator> make_communicator();
-
-// This process's rank and world size from the launcher's environment
-// (Open MPI, PMIx, SLURM); {0, 1} when not launched by one.
-struct RankInfo {
-  int rank = 0;
-  int size = 1;
-};
-RankInfo rank_from_environment();
-
 }  // namespace migvis::worker

@@ -4,7 +4,7 @@
 
 #include "worker/comm.h"
 #include "worker/diffusion/train.h"
-#include "worker/version.h"
+#include "worker/device.h"
 
 namespace migvis::worker {
 namespace {

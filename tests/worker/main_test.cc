@@ -3,7 +3,7 @@
 
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
-#include "worker/stage.h"
+#include "worker/stages/stage.h"
 
 namespace migvis {
 namespace {

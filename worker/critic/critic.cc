@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
-#include "worker/stage_inputs.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker::critic {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "worker/stage_inputs.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker::eval {
 

@@ -6,7 +6,7 @@
 // seed and thread count gives the identical result.
 #pragma once
 
-#include "worker/stage.h"
+#include "worker/stages/stage.h"
 
 namespace migvis::worker {
 

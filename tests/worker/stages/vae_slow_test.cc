@@ -11,7 +11,7 @@
 #include "tests/test_util.h"
 #include "tests/worker/toy_dataset.h"
 #include "worker/comm.h"
-#include "worker/stage_vae.h"
+#include "worker/stages/vae.h"
 
 namespace migvis::worker {
 namespace {

@@ -1,15 +1,16 @@
-// The stage table. A new stage adds one line here and one file of its own.
+// The worker's runners for the stages of schemas/stages.h whose runner is the
+// worker. A new stage adds its row there, its file and header in
+// worker/stages/, and one line here.
 #include <map>
 
-#include "worker/stage.h"
-#include "worker/stage_vae.h"
+#include "worker/stages/critic.h"
+#include "worker/stages/diffusion.h"
+#include "worker/stages/eval.h"
+#include "worker/stages/stage.h"
+#include "worker/stages/synthesis.h"
+#include "worker/stages/vae.h"
 
 namespace migvis::worker {
-
-Status run_diffusion_stage(StageContext& ctx);  // worker/stage_diffusion.cc
-Status run_critic_stage(StageContext& ctx);      // worker/stage_critic.cc
-Status run_synthesis_stage(StageContext& ctx);   // worker/stage_synthesis.cc
-Status run_eval_stage(StageContext& ctx);        // worker/stage_eval.cc
 
 namespace {
 const std::map<std::string, StageFn>& table() {

@@ -17,8 +17,8 @@
 #include "results/png.h"
 #include "worker/critic/critic.h"
 #include "worker/comm.h"
-#include "worker/stage.h"
-#include "worker/stage_inputs.h"
+#include "worker/stages/synthesis.h"
+#include "worker/stages/inputs.h"
 #include "worker/synthesis/eps_model.h"
 #include "worker/synthesis/guided.h"
 

@@ -23,7 +23,7 @@
 #include "worker/comm.h"
 #include "worker/diffusion/sampler.h"
 #include "worker/diffusion/train.h"
-#include "worker/stage.h"
+#include "worker/stages/diffusion.h"
 
 namespace migvis::worker {
 

@@ -1,9 +1,9 @@
-// worker/stage_inputs: the image-training keys shared by the critic and eval
+// worker/stages/inputs: the image-training keys shared by the critic and eval
 // stages, and keep-the-best-epoch parameter snapshots.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
-#include "worker/stage_inputs.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker {
 namespace {

@@ -8,8 +8,8 @@
 #include "results/h5.h"
 #include "worker/critic/critic.h"
 #include "worker/comm.h"
-#include "worker/stage.h"
-#include "worker/stage_inputs.h"
+#include "worker/stages/critic.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker {
 

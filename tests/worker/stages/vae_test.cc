@@ -1,6 +1,6 @@
 // The vae stage end to end: through the real migvis-worker binary and in-process
 // (stop -> checkpoint -> resume gives the identical result).
-#include "worker/stage_vae.h"
+#include "worker/stages/vae.h"
 
 #include <gtest/gtest.h>
 

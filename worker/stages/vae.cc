@@ -1,4 +1,4 @@
-#include "worker/stage_vae.h"
+#include "worker/stages/vae.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "worker/stage_inputs.h"
+#include "worker/stages/inputs.h"
 
 #include <fmt/format.h>
 

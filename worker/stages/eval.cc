@@ -30,8 +30,8 @@
 #include "results/h5.h"
 #include "worker/eval/readout.h"
 #include "worker/comm.h"
-#include "worker/stage.h"
-#include "worker/stage_inputs.h"
+#include "worker/stages/eval.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker {
 
