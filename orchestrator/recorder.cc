@@ -66,27 +66,8 @@ class CatalogRecorder : public RunRecorder {
 }  // namespace
 
 catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& root) {
-  const sweeps::PlannedJob& j = plan.jobs[i];
-  catalog::JobRow r;
-  r.job_id = j.job_id;
-  r.hash = j.hash;
-  r.sweep = plan.sweep;
-  r.stage = j.stage;
-  r.key = j.key;
-  r.params = j.params;
-  r.seed = static_cast<int64_t>(j.seed);
-  r.status = catalog::JobStatus::kPlanned;
-  r.dir = sweeps::job_dir_for(root, j).string();
-  r.provenance = nlohmann::json::object();
-  // The other hash inputs (stage, key, params, upstream ids) are columns already.
-  r.provenance["code"] = j.hash_inputs.value("code", "");
-  r.provenance["seed_given"] = j.seed_given;
-  r.provenance["resources"] = {{"threads", j.resources.threads}, {"ranks", j.resources.ranks},
-                               {"gpus", j.resources.gpus},       {"mem_gb", j.resources.mem_gb},
-                               {"time_min", j.resources.time_min}};
-  r.upstream = nlohmann::json::object();
-  for (auto& [stage, idx] : j.upstream) r.upstream[stage] = plan.jobs[idx].job_id;
-  return r;
+  // Through job.yaml's record, so the row equals what ingest makes of the job directory.
+  return catalog::job_row_from_spec(sweeps::job_spec_for(plan, i, root), sweeps::job_dir_for(root, plan.jobs[i]));
 }
 
 Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root) {

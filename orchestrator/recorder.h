@@ -10,8 +10,9 @@
 
 namespace migvis::orch {
 
-// The catalog row for a planned job (status planned, provenance = hash inputs
-// and resources), as recorded before the run.
+// The catalog row for a planned job as recorded before the run: the row
+// catalog::job_row_from_spec makes of its job.yaml (sweeps::job_spec_for), so
+// it equals the row ingest makes of the same job directory (status planned).
 catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& root);
 
 // Opens (creating) <root>/migvis.db read-write.

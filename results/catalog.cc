@@ -544,18 +544,45 @@ Result<std::vector<Curve>> read_curves(const fs::path& out_h5) {
   return curves;
 }
 
-// Upstream job ids from job.yaml inputs: the job directory's name (or, for a
-// file input such as dataset.h5, its parent directory's name).
+// Upstream job ids from a job.yaml without `upstream` (written before the
+// field existed): each input's job directory name (or, for a file input such
+// as dataset.h5, its parent directory's name), `dataset` counted as `data`.
 json upstream_from_inputs(const std::map<std::string, std::string>& inputs) {
   json u = json::object();
   for (const auto& [name, p] : inputs) {
     fs::path path(p);
     if (path.has_extension()) path = path.parent_path();
-    u[name] = path.filename().string();
+    u[name == "dataset" ? "data" : name] = path.filename().string();
   }
   return u;
 }
 }  // namespace
+
+JobRow job_row_from_spec(const schema::JobSpec& spec, const fs::path& dir) {
+  JobRow row;
+  row.job_id = spec.job_id;
+  row.hash = spec.hash;
+  row.sweep = spec.sweep;
+  row.stage = spec.stage;
+  for (const auto& [k, v] : spec.key) row.key[k] = v;
+  row.params = yaml_to_json(spec.params);
+  if (!row.params.is_object()) row.params = json::object();
+  row.seed = static_cast<int64_t>(spec.seed);
+  row.status = JobStatus::kPlanned;
+  row.dir = fs::absolute(dir).lexically_normal().string();
+  if (!spec.upstream.empty()) {
+    for (const auto& [st, id] : spec.upstream) row.upstream[st] = id;
+  } else {
+    row.upstream = upstream_from_inputs(spec.inputs);
+  }
+  json inputs = json::object();
+  for (const auto& [k, v] : spec.inputs) inputs[k] = v;
+  row.provenance["inputs"] = inputs;
+  const schema::Resources& r = spec.resources;
+  row.provenance["resources"] = {{"threads", r.threads}, {"ranks", r.ranks}, {"gpus", r.gpus},
+                                 {"mem_gb", r.mem_gb}, {"time_min", r.time_min}};
+  return row;
+}
 
 Status Catalog::ingest_job_dir(const fs::path& dir) {
   MIGVIS_RETURN_IF_ERROR(require_writable("ingest_job_dir"));
@@ -572,19 +599,7 @@ Status Catalog::ingest_job_dir(const fs::path& dir) {
       return spec.status().with_context(
           fmt::format("ingesting {}: job {} is not in the catalog and its job.yaml cannot be read", dir.string(),
                       res.job_id));
-    row.job_id = spec->job_id;
-    row.hash = spec->hash;
-    row.sweep = spec->sweep;
-    row.stage = spec->stage;
-    for (const auto& [k, v] : spec->key) row.key[k] = v;
-    row.params = yaml_to_json(spec->params);
-    if (!row.params.is_object()) row.params = json::object();
-    row.seed = static_cast<int64_t>(spec->seed);
-    row.dir = fs::absolute(dir).lexically_normal().string();
-    row.upstream = upstream_from_inputs(spec->inputs);
-    json inputs = json::object();
-    for (const auto& [k, v] : spec->inputs) inputs[k] = v;
-    row.provenance["inputs"] = inputs;
+    row = job_row_from_spec(*spec, dir);
     if (row.job_id != res.job_id)
       return Status::InvalidArgument(fmt::format("{}: job.yaml job_id {} differs from result.yaml job_id {}",
                                                  dir.string(), row.job_id, res.job_id));

@@ -34,6 +34,7 @@
 #include "common/dir_lock.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "schemas/job_spec.h"
 
 struct sqlite3;
 
@@ -83,7 +84,7 @@ struct JobRow {
   std::string finished_at;                 // ISO-8601 UTC or empty
   std::optional<double> wall_s;
   json provenance = json::object();        // resolved config, git, versions, layout, ...
-  json upstream = json::object();          // e.g. {"vae": "<job_id>", "dataset": "<job_id>"}
+  json upstream = json::object();          // every ancestor by stage, e.g. {"data": "<job_id>", "vae": "<job_id>"}
   std::string note;                        // why failed/blocked/cancelled, free text
   bool operator==(const JobRow& o) const;
 };
@@ -104,6 +105,14 @@ struct QueryResult {
   std::vector<std::string> columns;
   std::vector<std::vector<Value>> rows;
 };
+
+// The catalog row of a job from its job.yaml: the one conversion of a job
+// record, used by the recorder (a planned job goes through
+// sweeps::job_spec_for) and by ingest_job_dir. Status planned; dir absolute;
+// provenance {inputs, resources}; upstream every ancestor by stage -> job_id
+// (for a job.yaml without `upstream`, written before it existed: its inputs
+// by stage, `dataset` counted as stage `data`).
+JobRow job_row_from_spec(const schema::JobSpec& spec, const fs::path& dir);
 
 // YAML (job.yaml params) -> JSON: maps -> objects, sequences -> arrays, scalars
 // -> number if they parse fully as one, true/false -> bool, null/~ -> null,

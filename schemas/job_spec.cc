@@ -153,6 +153,7 @@ std::string job_spec_to_yaml(const JobSpec& s) {
   n["seed"] = s.seed;
   n["params"] = s.params;
   n["inputs"] = to_node(s.inputs);
+  if (!s.upstream.empty()) n["upstream"] = to_node(s.upstream);
   YAML::Node r(YAML::NodeType::Map);
   r["threads"] = s.resources.threads;
   r["ranks"] = s.resources.ranks;
@@ -184,6 +185,7 @@ Result<JobSpec> read_job_spec(const fs::path& dir) {
     s.seed = n["seed"] ? n["seed"].as<uint64_t>() : 0;
     s.params = n["params"] ? n["params"] : YAML::Node(YAML::NodeType::Map);
     s.inputs = string_map(n["inputs"]);
+    s.upstream = string_map(n["upstream"]);
     if (auto r = n["resources"]) {
       if (r["threads"]) s.resources.threads = r["threads"].as<int>();
       if (r["ranks"]) s.resources.ranks = r["ranks"].as<int>();

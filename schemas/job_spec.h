@@ -40,6 +40,9 @@ struct JobSpec {
   uint64_t seed = 0;
   YAML::Node params = YAML::Node(YAML::NodeType::Map);
   std::map<std::string, std::string> inputs;  // name -> absolute path
+  // Every ancestor job by stage -> job_id (a synthesis job: data, vae, critic,
+  // diffusion). Empty in job.yaml written before the field existed.
+  std::map<std::string, std::string> upstream;
   Resources resources;
 };
 

@@ -978,6 +978,7 @@ schema::JobSpec job_spec_for(const Plan& plan, size_t i, const fs::path& root) {
     auto it = j.upstream.find(st);
     if (it != j.upstream.end()) s.inputs[st] = job_dir_for(abs, plan.jobs[it->second]).string();
   }
+  for (auto& [st, idx] : j.upstream) s.upstream[st] = plan.jobs[idx].job_id;
   s.resources = j.resources;
   return s;
 }

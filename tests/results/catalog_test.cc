@@ -36,7 +36,7 @@ JobRow vae_job(const std::string& id, const std::string& animal, double w_tc, in
   r.params = {{"model", "migvis"}, {"w_tc", w_tc}, {"groups", 4}, {"opt", {{"lr", 0.001}}}};
   r.seed = seed;
   r.dir = "jobs/vae/" + id;
-  r.upstream = {{"dataset", "d0"}};
+  r.upstream = {{"data", "d0"}};
   r.provenance = {{"git", "abc"}};
   return r;
 }
@@ -240,7 +240,8 @@ TEST(CatalogTest, IngestIsIdempotentAndReadsCurves) {
   EXPECT_EQ(j.sweep, "quick");
   EXPECT_EQ(j.seed, 7);
   EXPECT_EQ(j.params["w_kl"], 1.0);
-  EXPECT_EQ(j.upstream["dataset"], "dd00");
+  // A job.yaml without `upstream`: its inputs by stage (dataset -> data).
+  EXPECT_EQ(j.upstream, json({{"data", "dd00"}}));
   EXPECT_DOUBLE_EQ(*j.wall_s, 192.4);
   EXPECT_EQ(c->jobs_of_sweep("quick")->size(), 1u);
 }

@@ -19,6 +19,7 @@ TEST(JobSpecTest, RoundTrip) {
   s.params["lr"] = 0.001;
   s.params["groups"] = 4;
   s.inputs = {{"dataset", "/x/d.h5"}};
+  s.upstream = {{"data", "dd00dd00dd00dd00"}};
   s.resources.threads = 2;
   ASSERT_TRUE(write_job_spec(s, tmp.path()).ok());
   auto r = read_job_spec(tmp.path());
@@ -28,6 +29,7 @@ TEST(JobSpecTest, RoundTrip) {
   EXPECT_EQ(r->key, s.key);
   EXPECT_EQ(r->seed, 42u);
   EXPECT_EQ(r->inputs.at("dataset"), "/x/d.h5");
+  EXPECT_EQ(r->upstream, s.upstream);
   EXPECT_EQ(r->resources.threads, 2);
   Params p(r->params, "job.yaml");
   EXPECT_DOUBLE_EQ(*p.get_double("lr", 0), 0.001);
