@@ -1,16 +1,14 @@
 // migvis-worker: runs exactly one job from its job directory (schemas/job.md).
 // This is the one place where exceptions from LibTorch are caught and turned
 // into a Status; the status becomes result.yaml (for data errors) and the exit code.
-#include <unistd.h>
-
 #include <csignal>
-#include <chrono>
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
 #include "common/log.h"
+#include "schemas/job_lifecycle.h"
 #include "worker/comm.h"
 #include "worker/device.h"
 #include "worker/stages/stage.h"
@@ -21,28 +19,18 @@ namespace {
 volatile int g_stop_requested = 0;
 extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
 
-std::string hostname() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 // Runs one job directory with the given communicator; returns the exit code.
 int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Communicator* comm) {
   using namespace migvis;
-  const auto t0 = std::chrono::steady_clock::now();
-  schema::JobResult result;
-  result.started_at = schema::utc_now_iso8601();
-  result.host = hostname();
-  result.versions = worker::library_versions();
-
   auto spec = schema::read_job_spec(dir);
   if (!spec.ok()) {
     MIGVIS_LOG_ERROR("{}", spec.status().to_string());
     return exit_code_for(spec.status());
   }
+  schema::JobResult result;
   result.job_id = spec->job_id;
   result.stage = spec->stage;
+  result.versions = worker::library_versions();
 
   worker::StageContext ctx;
   ctx.spec = *spec;
@@ -57,41 +45,31 @@ int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Commu
                    {"ranks", std::to_string(ctx.comm->size())},
                    {"device", ctx.device},
                    {"comm", ctx.comm->name()}};
-  MIGVIS_LOG_INFO("job {} stage {} on {} ({} threads, {} rank(s), {})", spec->job_id, spec->stage, result.host,
-                  ctx.threads, ctx.comm->size(), ctx.device);
 
-  Status st;
-  auto fn = worker::find_stage(spec->stage);
-  if (!fn.ok()) {
-    st = fn.status();
-  } else {
+  schema::JobRunOptions opts;
+  opts.write_result = ctx.comm->is_root();
+  const schema::JobRunOutcome out = schema::run_job_lifecycle(dir, result, opts, [&](schema::JobResult& r) -> Status {
+    MIGVIS_LOG_INFO("job {} stage {} on {} ({} threads, {} rank(s), {})", spec->job_id, spec->stage, r.host,
+                    ctx.threads, ctx.comm->size(), ctx.device);
+    auto fn = worker::find_stage(spec->stage);
+    if (!fn.ok()) return fn.status();
     try {
-      st = (*fn)(ctx);
+      return (*fn)(ctx);
     } catch (const c10::Error& e) {
-      st = Status::Internal(std::string("LibTorch: ") + e.what_without_backtrace());
+      return Status::Internal(std::string("LibTorch: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      st = Status::Internal(e.what());
+      return Status::Internal(e.what());
     }
-  }
-
-  result.finished_at = schema::utc_now_iso8601();
-  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  int code = exit_code_for(st);
-  if (st.code() == StatusCode::kCancelled || st.code() == StatusCode::kUnavailable) {
-    // Checkpointed (or temporarily failed): no result file, so the job is
-    // still incomplete and a requeue resumes it.
+  });
+  const Status& st = out.status;
+  const int code = out.exit_code();
+  if (schema::leaves_job_incomplete(st)) {
     MIGVIS_LOG_WARN("job {} stopped: {} (exit {})", spec->job_id, st.to_string(), code);
     return code;
   }
-  result.status = st.ok() ? "ok" : "failed";
-  result.error = st.ok() ? "" : st.to_string();
-  result.exit_code = code;
-  if (ctx.comm->is_root()) {
-    Status ws = schema::write_job_result(result, dir);
-    if (!ws.ok()) {
-      MIGVIS_LOG_ERROR("cannot write result: {}", ws.to_string());
-      return exit_code_for(ws);
-    }
+  if (!out.write_status.ok()) {
+    MIGVIS_LOG_ERROR("cannot write result: {}", out.write_status.to_string());
+    return code;
   }
   if (!st.ok()) MIGVIS_LOG_ERROR("job {} failed: {}", spec->job_id, st.to_string());
   else MIGVIS_LOG_INFO("job {} done in {:.1f} s", spec->job_id, result.wall_s);

@@ -1,9 +1,6 @@
 #include "orchestrator/data/data_job.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
 
 #include <fmt/format.h>
 
@@ -11,6 +8,7 @@
 #include "orchestrator/data/synth.h"
 #include "results/dataset_io.h"
 #include "results/png.h"
+#include "schemas/job_lifecycle.h"
 #include "schemas/job_spec.h"
 
 namespace migvis::data {
@@ -125,52 +123,33 @@ Status write_preview(const Dataset& d, const fs::path& path) {
   return png::write_png_grid(path, first, rows, cols, 2, scale);
 }
 
-std::string hostname() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 }  // namespace
 
 Status run_data_job(const fs::path& dir_in, const std::map<std::string, std::string>& versions) {
-  const auto t0 = std::chrono::steady_clock::now();
   const fs::path dir = fs::absolute(dir_in);
-  schema::JobResult result;
-  result.started_at = schema::utc_now_iso8601();
-  result.host = hostname();
-  result.versions = versions;
-  result.layout = {{"threads", "1"}, {"ranks", "1"}, {"device", "cpu"}};
   MIGVIS_ASSIGN_OR_RETURN(schema::JobSpec spec, schema::read_job_spec(dir));
+  schema::JobResult result;
   result.job_id = spec.job_id;
   result.stage = spec.stage;
-
-  Status st;
-  if (spec.stage != "data") {
-    st = Status::InvalidArgument(fmt::format("{}: stage: expected 'data' (migvis data run-job runs only data jobs), got '{}'",
-                                             (dir / schema::kJobFile).string(), spec.stage));
-  } else {
-    auto d = make_dataset(spec, dir);
-    st = d.status();
-    if (d.ok()) {
-      st = write_dataset(*d, dir / kDatasetFile);
-      if (st.ok()) st = write_preview(*d, dir / kStimuliGridFile);
-      if (st.ok()) {
-        fill_metrics(*d, &result);
-        result.artifacts.push_back({"dataset", kDatasetFile, ""});
-        result.artifacts.push_back({"grid", kStimuliGridFile, ""});
-      }
-    }
-  }
-  if (st.code() == StatusCode::kCancelled || st.code() == StatusCode::kUnavailable) return st;
-  result.finished_at = schema::utc_now_iso8601();
-  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.status = st.ok() ? "ok" : "failed";
-  result.error = st.ok() ? "" : st.to_string();
-  result.exit_code = exit_code_for(st);
-  if (!st.ok()) result.metrics.clear();
-  MIGVIS_RETURN_IF_ERROR(schema::write_job_result(result, dir));
-  return st;
+  result.versions = versions;
+  result.layout = {{"threads", "1"}, {"ranks", "1"}, {"device", "cpu"}};
+  schema::JobRunOptions opts;
+  opts.keep_metrics_on_failure = false;
+  const schema::JobRunOutcome out = schema::run_job_lifecycle(dir, result, opts, [&](schema::JobResult& r) -> Status {
+    if (spec.stage != "data")
+      return Status::InvalidArgument(fmt::format(
+          "{}: stage: expected 'data' (migvis data run-job runs only data jobs), got '{}'",
+          (dir / schema::kJobFile).string(), spec.stage));
+    MIGVIS_ASSIGN_OR_RETURN(Dataset d, make_dataset(spec, dir));
+    MIGVIS_RETURN_IF_ERROR(write_dataset(d, dir / kDatasetFile));
+    MIGVIS_RETURN_IF_ERROR(write_preview(d, dir / kStimuliGridFile));
+    fill_metrics(d, &r);
+    r.artifacts.push_back({"dataset", kDatasetFile, ""});
+    r.artifacts.push_back({"grid", kStimuliGridFile, ""});
+    return Status::Ok();
+  });
+  MIGVIS_RETURN_IF_ERROR(out.write_status);
+  return out.status;
 }
 
 }  // namespace migvis::data
