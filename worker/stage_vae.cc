@@ -454,6 +454,22 @@ Status run_vae_stage(StageContext& ctx) {
   metrics::GroupFactorMatrix gfm;
   if (!factors.empty())
     gfm = metrics::group_factor_matrix(latents, r, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+  if (!factors.empty()) {  // supervised SAP / FactorVAE on the dataset's factors (docs/METRICS.md)
+    m["sap_factors"] = metrics::sap_factors(latents, 1, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["sap_factors_group"] = metrics::sap_factors(latents, r, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["factorvae_factors"] = metrics::factorvae_factors(latents, 1, factors, eval_seed);
+    m["factorvae_factors_group"] = metrics::factorvae_factors(latents, r, factors, eval_seed);
+  }
+  if (!pose_factors.empty()) {  // the supervised pose labels (standardised) read linearly from the latents
+    std::vector<double> pose;
+    for (int32_t img : seen)
+      for (size_t k = 0; k < pose_factors.size(); ++k)
+        pose.push_back((pose_factors[k]->values[img] - pose_mean[k]) / pose_sd[k]);
+    auto ro = metrics::linear_readout(latents, torch::tensor(pose, torch::kFloat64).view({n_seen, -1}),
+                                      torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["pose_test_r2"] = ro.r2;
+    m["pose_test_rmse"] = ro.rmse;
+  }
   if (ds.truth && !gfm.roles.empty()) {
     std::vector<std::string> planted;
     for (const auto& gf : ds.truth->group_factor)

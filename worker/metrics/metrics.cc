@@ -166,7 +166,8 @@ Ridge fit_ridge(const Tensor& x_in, const Tensor& y_in, double alpha, const Tens
   Tensor x = f64(x_in);
   Tensor y = f64(y_in);
   if (y.dim() == 1) y = y.unsqueeze(1);
-  Tensor w = sample_weight.defined() ? f64(sample_weight).flatten().unsqueeze(1) : torch::ones({x.size(0), 1}, x.options());
+  Tensor w = sample_weight.defined() ? f64(sample_weight).flatten().unsqueeze(1)
+                                     : torch::ones({x.size(0), 1}, x.options());
   auto xm = (w * x).sum(0) / w.sum(), ym = (w * y).sum(0) / w.sum();
   auto xc = x - xm, yc = y - ym;
   auto a = (w * xc).t().matmul(xc) + alpha * torch::eye(x.size(1), x.options());
@@ -389,7 +390,8 @@ Tensor unit_factor_scores(const Tensor& z_in, int64_t unit_size, const std::vect
   for (int64_t u = 0; u < units; ++u) {
     auto zu = z.slice(1, u * unit_size, (u + 1) * unit_size);
     auto xs = standardise_cols(zu, zu.index({train}));
-    for (size_t c = 0; c < factors.size(); ++c) out[u][static_cast<int64_t>(c)] = factor_score(xs, factors[c], train, test);
+    for (size_t c = 0; c < factors.size(); ++c)
+      out[u][static_cast<int64_t>(c)] = factor_score(xs, factors[c], train, test);
   }
   return out;
 }
