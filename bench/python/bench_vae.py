@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--w-tc", type=float, default=4e-7)
+    ap.add_argument("--w-tc", type=float, default=0.02)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)

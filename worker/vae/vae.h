@@ -111,7 +111,7 @@ struct LossWeights {
   ModelKind model = ModelKind::kMigVis;
   double w_guid = 0.2;   // supervision (migvis only)
   double w_kl = 0.002;
-  double w_tc = 4e-7;    // group TC (migvis, migvis_unsup)
+  double w_tc = 0.02;    // group TC (migvis, migvis_unsup); chosen by bench_vae_tc, docs/METRICS.md
   double beta = 4.0;     // beta_vae: beta * w_kl * KL; tcvae: w_kl * (KL + (beta - 1) * TC_dim / D)
 };
 
