@@ -37,7 +37,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"recon", T::kEnum, "mse", {"mse", "poisson"}},
            {"w_guid", T::kNumber, 0.2, {}},
            {"w_kl", T::kNumber, 0.002, {}},
-           {"w_tc", T::kNumber, 4e-7, {}},
+           {"w_tc", T::kNumber, 0.02, {}},
            {"beta", T::kNumber, J(), {}},
            {"lr", T::kNumber, J(), {}},
            {"batch", T::kInt, J(), {}},
