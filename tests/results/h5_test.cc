@@ -140,5 +140,25 @@ TEST(H5Test, AtomicFileFaultBeforeRenameKeepsThePreviousFile) {
   EXPECT_EQ(n, 1) << "temporary HDF5 file left behind";
 }
 
+TEST(H5Test, ShapesFromAFileAreCappedBeforeAllocation) {
+  migvis::testing::TempDir tmp;
+  fs::path p = tmp / "big.h5";
+  {
+    auto f = File::create(p);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->write<float>("x", Array<float>({1000, 300}, std::vector<float>(300000, 1.f))).ok());
+  }
+  auto f = File::open(p);
+  ASSERT_TRUE(f.ok());
+  setenv("MIGVIS_MAX_READ_GB", "0.001", 1);  // ~1 MiB < 1.2 MB of floats
+  auto r = f->read<float>("x");
+  unsetenv("MIGVIS_MAX_READ_GB");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("[1000, 300]"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("MIGVIS_MAX_READ_GB"), std::string::npos);
+  EXPECT_TRUE(f->read<float>("x").ok()) << "within the default cap";
+}
+
 }  // namespace
 }  // namespace migvis::h5
