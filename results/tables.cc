@@ -31,11 +31,23 @@ struct Job {
 };
 
 const std::vector<std::string> kModels = {"vae", "beta_vae", "tcvae", "migvis", "migvis_unsup"};
+// Disentanglement: the supervised SAP / FactorVAE on the dataset's factors
+// (they separate models on planted data), then the reference definitions
+// (docs/METRICS.md says why those do not), then the reference's pose read-out.
 const std::vector<std::pair<std::string, std::string>> kVaeColumns = {
-    {"test_r2", "R²"},          {"test_mse", "MSE"},  {"test_bits_per_spike", "bits/spike"},
-    {"mig", "MIG"},             {"mig_group", "MIG (group)"}, {"factorvae", "FactorVAE"},
-    {"factorvae_group", "FactorVAE (group)"}, {"sap", "SAP"}, {"sap_group", "SAP (group)"},
-    {"pose_r2", "pose R²"},     {"pose_rmse", "pose RMSE"}};
+    {"test_r2", "R²"},
+    {"test_mse", "MSE"},
+    {"test_bits_per_spike", "bits/spike"},
+    {"mig", "MIG"},
+    {"mig_group", "MIG (group)"},
+    {"sap_factors", "SAP"},
+    {"sap_factors_group", "SAP (group)"},
+    {"factorvae_factors", "FactorVAE"},
+    {"factorvae_factors_group", "FactorVAE (group)"},
+    {"sap", "SAP (ref.)"},
+    {"factorvae", "FactorVAE (ref.)"},
+    {"pose_test_r2", "pose R²"},
+    {"pose_test_rmse", "pose RMSE"}};
 const std::vector<std::string> kFactors = {"pose", "category", "identity", "position", "size"};
 const std::vector<std::string> kAblated = {"w_tc", "w_kl", "w_guid", "group_rank"};
 const char* kUnset = "(unset)";

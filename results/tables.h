@@ -20,7 +20,7 @@
 // Notes list, per row and animal, the jobs (by id, seed and session) that
 // failed, are not finished, lack a metric or gave a non-finite value.
 //   1 reconstruction + disentanglement: rows models (vae, beta_vae, tcvae,
-//     migvis, migvis_unsup), vae metrics test_r2 ... sap_group, pose_r2, pose_rmse;
+//     migvis, migvis_unsup), vae metrics test_r2 ... factorvae_factors_group, sap, factorvae, pose_test_r2, pose_test_rmse;
 //   2 group selectivity: rows groups of the eval jobs, columns factors, cells
 //     transfer.g<g>.<factor> (else nchange.*, else change.*); the dominant factor
 //     per row is marked;

@@ -90,8 +90,8 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
         for (size_t k = 0; k < scalars.size(); ++k)
           metrics.push_back({job, scalars[k], 0.1 * (k + 1) + 0.05 * mi + 0.01 * seed + a_off, Value()});
         if (kDemoModels[mi] != "beta_vae") {  // beta_vae has no pose read-out: missing cells
-          metrics.push_back({job, "pose_r2", 0.5 + 0.05 * mi + 0.01 * seed + a_off, Value()});
-          metrics.push_back({job, "pose_rmse", 0.4 - 0.05 * mi + 0.01 * seed + a_off, Value()});
+          metrics.push_back({job, "pose_test_r2", 0.5 + 0.05 * mi + 0.01 * seed + a_off, Value()});
+          metrics.push_back({job, "pose_test_rmse", 0.4 - 0.05 * mi + 0.01 * seed + a_off, Value()});
         }
         if (seed == 1)
           for (int step = 0; step <= 50; step += 10) {
@@ -212,9 +212,10 @@ class ChainCatalog {
 
   // VAE scalars: 0.1 (k+1) + 0.05 model + 0.01 session + 0.001 seed + animal + extra.
   void vae_metrics(const std::string& job, int model, int session, int64_t seed, double a_off, double extra) {
-    static const std::vector<std::string> scalars = {"test_r2",         "test_mse", "test_bits_per_spike", "mig",
-                                                     "mig_group",       "factorvae", "factorvae_group",    "sap",
-                                                     "sap_group",       "pose_r2",   "pose_rmse"};
+    static const std::vector<std::string> scalars = {
+        "test_r2",     "test_mse",          "test_bits_per_spike", "mig",          "mig_group",
+        "factorvae",   "factorvae_group",   "sap",                 "sap_group",    "pose_test_r2",
+        "pose_test_rmse", "sap_factors",    "sap_factors_group",   "factorvae_factors", "factorvae_factors_group"};
     for (size_t k = 0; k < scalars.size(); ++k)
       metric(job, scalars[k], 0.1 * (k + 1) + 0.05 * model + 0.01 * session + 0.001 * seed + a_off + extra);
   }
