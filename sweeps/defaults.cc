@@ -105,7 +105,10 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"negatives", T::kInt, J(), {}},
            {"mode", T::kString, J(), {}},
            {"chunk", T::kInt, J(), {}},
-           {"clip", T::kNumber, J(), {}},
+           {"clip", T::kBool, J(), {}},
+           {"sampler", T::kEnum, J(), {"ddim", "ddpm"}},
+           {"guidance_grad", T::kEnum, J(), {"x0", "unet"}},
+           {"resample_negatives", T::kBool, J(), {}},
        }},
       {"eval",
        {
