@@ -11,11 +11,11 @@
 namespace migvis {
 namespace {
 
+Status (*g_before_rename_hook)(const fs::path&) = nullptr;
+
 Status errno_status(std::string_view what, const fs::path& p) {
   int e = errno;
-  std::string msg = std::string(what) + " " + p.string() + ": " + std::strerror(e);
-  if (e == ENOENT) return Status::NotFound(msg);
-  return Status::Unavailable(msg);
+  return status_from_errno(e, std::string(what) + " " + p.string());
 }
 
 void fsync_dir(const fs::path& dir) {
@@ -28,6 +28,43 @@ void fsync_dir(const fs::path& dir) {
 
 }  // namespace
 
+Status status_from_errno(int err, std::string_view what) {
+  std::string msg = std::string(what) + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return Status::NotFound(msg);
+    case EINTR:
+    case EAGAIN:
+    case ESTALE:
+    case EBUSY:
+    case ETIMEDOUT:
+    case ENOLCK:
+      return Status::Unavailable(msg + " (temporary; retry)");
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Status::PermissionDenied(msg + " (check permissions and mounts; not retried)");
+    case ENOSPC:
+    case EDQUOT:
+      return Status::IoError(msg + " (free space or quota first; not retried)");
+    default:
+      return Status::IoError(msg);
+  }
+}
+
+Status fsync_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("cannot open for fsync", path);
+  if (::fsync(fd) != 0) {
+    Status st = errno_status("cannot fsync", path);
+    ::close(fd);
+    return st;
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
 fs::path temp_path_for(const fs::path& path) {
   return fs::path(path.string() + ".tmp." + std::to_string(::getpid()));
 }
@@ -35,7 +72,7 @@ fs::path temp_path_for(const fs::path& path) {
 Status make_dirs(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Unavailable("cannot create directory " + dir.string() + ": " + ec.message());
+  if (ec) return status_from_errno(ec.value(), "cannot create directory " + dir.string());
   return Status::Ok();
 }
 
@@ -77,8 +114,9 @@ Status write_file_atomic(const fs::path& path, std::string_view contents) {
 Result<std::string> read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
+    int e = errno;
     if (!fs::exists(path)) return Status::NotFound(path.string() + ": no such file");
-    return Status::Unavailable(path.string() + ": cannot open for reading");
+    return status_from_errno(e != 0 ? e : EIO, "cannot open " + path.string() + " for reading");
   }
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -94,7 +132,14 @@ AtomicPath::~AtomicPath() {
   }
 }
 
+void AtomicPath::set_before_rename_hook_for_test(Status (*hook)(const fs::path&)) { g_before_rename_hook = hook; }
+
 Status AtomicPath::commit() {
+  // The writer (HDF5, LibTorch, libpng) closed the file; its data may still be
+  // only in the page cache. Without this fsync a crash after the rename could
+  // leave a renamed but truncated file behind a durable result.yaml.
+  MIGVIS_RETURN_IF_ERROR(fsync_file(temp_));
+  if (g_before_rename_hook) MIGVIS_RETURN_IF_ERROR(g_before_rename_hook(temp_));
   MIGVIS_RETURN_IF_ERROR(commit_rename(temp_, dest_));
   committed_ = true;
   return Status::Ok();

@@ -14,6 +14,17 @@ namespace migvis {
 
 namespace fs = std::filesystem;
 
+// The one errno classification (common/status.h): ENOENT/ENOTDIR -> NotFound;
+// EINTR, EAGAIN, ESTALE, EBUSY, ETIMEDOUT, ENOLCK -> Unavailable (temporary,
+// exit 75, retried); EACCES, EPERM, EROFS -> PermissionDenied (73); ENOSPC,
+// EDQUOT, EIO, EFBIG, EMFILE and anything else -> IoError (74, not retried).
+// `what` is the message ("cannot write /x/y.h5"); strerror(err) is appended.
+Status status_from_errno(int err, std::string_view what);
+
+// Durably flushes a file's data to storage (open + fsync + close). Used before
+// renaming a file that a library (HDF5, LibTorch) wrote and closed.
+Status fsync_file(const fs::path& path);
+
 // Writes `contents` to `path` atomically: `path.tmp.<pid>` in the same directory,
 // fsync, rename over `path`, fsync of the directory. Creates parent directories.
 Status write_file_atomic(const fs::path& path, std::string_view contents);
@@ -31,7 +42,10 @@ fs::path temp_path_for(const fs::path& path);
 Status commit_rename(const fs::path& from, const fs::path& to);
 
 // Scoped temporary sibling of a destination: write through temp(), then commit().
-// If commit() was not called, the destructor removes the temporary file.
+// commit() fsyncs the temporary's data, renames it over the destination and
+// fsyncs the directory, so after a crash the destination is either the old
+// file or the whole new one. If commit() was not called (or failed), the
+// destructor removes the temporary file and the destination is untouched.
 class AtomicPath {
  public:
   explicit AtomicPath(fs::path dest);
@@ -42,6 +56,11 @@ class AtomicPath {
   const fs::path& temp() const { return temp_; }
   const fs::path& dest() const { return dest_; }
   Status commit();
+
+  // Test seam (fault injection): called after the temporary's fsync and before
+  // the rename of every AtomicPath commit in this process; a non-OK status
+  // aborts that commit. Pass nullptr to clear. Not thread-safe; tests only.
+  static void set_before_rename_hook_for_test(Status (*hook)(const fs::path& temp));
 
  private:
   fs::path dest_;

@@ -12,6 +12,8 @@ std::string_view status_code_name(StatusCode code) {
     case StatusCode::kCancelled: return "CANCELLED";
     case StatusCode::kDataLoss: return "DATA_LOSS";
     case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case StatusCode::kIoError: return "IO_ERROR";
   }
   return "UNKNOWN";
 }
@@ -39,6 +41,8 @@ int exit_code_for(const Status& s) {
     case StatusCode::kUnavailable:
     case StatusCode::kCancelled: return kExitTempFail;
     case StatusCode::kInternal: return kExitSoftware;
+    case StatusCode::kPermissionDenied: return kExitCantCreate;
+    case StatusCode::kIoError: return kExitIoError;
   }
   return kExitSoftware;
 }

@@ -10,6 +10,12 @@
 //   kCancelled          stopped on request (preemption); requeue  -> exit 75, requeued
 //   kDataLoss           a file is corrupt or truncated            -> exit 65, not retried
 //   kInternal           a bug or an unexpected library failure    -> exit 70, retried once
+//   kPermissionDenied   EACCES/EPERM/EROFS: cannot create output  -> exit 73, not retried
+//   kIoError            ENOSPC/EDQUOT/EIO/...: permanent I/O      -> exit 74, not retried
+// errno values are classified once, by status_from_errno (common/files.h):
+// EINTR/EAGAIN/ESTALE/EBUSY/ETIMEDOUT are temporary (kUnavailable), the
+// permission and space classes permanent, so a full quota or a read-only
+// filesystem is never requeued forever.
 // Status is cheap to copy when OK (no allocation). Thread-compatible.
 #pragma once
 
@@ -31,6 +37,8 @@ enum class StatusCode {
   kCancelled,
   kDataLoss,
   kInternal,
+  kPermissionDenied,  // a format: codes are appended, never renumbered
+  kIoError,
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -48,6 +56,8 @@ class [[nodiscard]] Status {
   static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
   static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+  static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -66,12 +76,15 @@ class [[nodiscard]] Status {
 };
 
 // Process exit code for a status (sysexits.h): 0, 65 data error, 66 no input,
-// 70 software error, 75 temporary failure. 64 (usage) is produced by the CLI layer.
+// 70 software error, 73 cannot create (permission), 74 I/O error, 75 temporary
+// failure. 64 (usage) is produced by the CLI layer.
 int exit_code_for(const Status& s);
 inline constexpr int kExitUsage = 64;
 inline constexpr int kExitDataError = 65;
 inline constexpr int kExitNoInput = 66;
 inline constexpr int kExitSoftware = 70;
+inline constexpr int kExitCantCreate = 73;
+inline constexpr int kExitIoError = 74;
 inline constexpr int kExitTempFail = 75;
 
 // Result<T>: a value or a non-OK Status.

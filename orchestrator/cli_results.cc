@@ -114,6 +114,7 @@ struct TablesArgs {
   DbOptions db;
   std::string format = "md";
   std::string out_dir;
+  bool per_session = false;
 };
 
 // Finished job directories under <root>/jobs the catalog does not list as done
@@ -153,7 +154,7 @@ Status run_tables(const TablesArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(catalog::TableFormat f, catalog::parse_table_format(a.format));
   ingest_new_results(a.db);
   MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
-  MIGVIS_ASSIGN_OR_RETURN(std::vector<catalog::PaperTable> tables, catalog::build_paper_tables(*cat));
+  MIGVIS_ASSIGN_OR_RETURN(std::vector<catalog::PaperTable> tables, catalog::build_paper_tables(*cat, catalog::TableOptions{a.per_session}));
   if (a.out_dir.empty()) {
     for (auto& t : tables) fmt::print("{}", catalog::render_table(t, f));
     return Status::Ok();
@@ -222,12 +223,14 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
 
   auto ta = std::make_shared<TablesArgs>();
   auto* tb = results->add_subcommand(
-      "tables", "Regenerate the paper's 4 tables (both animals side by side, mean ± std over seeds) from the catalog,\n"
+      "tables", "Regenerate the paper's 4 tables (both animals side by side; a cell is one configuration, mean ± std\n"
+                "over sessions x seeds with its n; schemas/tables.md) from the catalog,\n"
                 "listing missing cells (shared/MIGVIS_METHOD.md 'Tables to regenerate'). Finished jobs under\n"
                 "<root>/jobs not yet in the catalog are ingested first (idempotent).");
   add_db_options(tb, &ta->db);
   tb->add_option("--format", ta->format, "md, latex or csv")->capture_default_str();
   tb->add_option("--out", ta->out_dir, "write table<N>_<name>.<ext> files here instead of printing");
+  tb->add_flag("--per-session", ta->per_session, "one row per session instead of aggregating an animal's sessions");
   tb->callback([out, ta] { out->set(run_tables(*ta)); });
 
   auto pa = std::make_shared<ReportArgs>();

@@ -1,12 +1,17 @@
 // migvis: the orchestrator CLI. Never links LibTorch, so it runs on a login
 // node. Each command group lives in its own cli_*.cc and registers itself here;
-// commands return a Status and this file alone maps it to an exit code.
+// commands return a Status and this file alone maps it to an exit code; an
+// exception escaping a command is caught at the error boundary
+// (common/error_boundary.h: one line on stderr, a deliberate exit code).
 #include <CLI/CLI.hpp>
 
+#include "common/error_boundary.h"
 #include "common/log.h"
 #include "orchestrator/cli.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace migvis;
   CLI::App app{"migvis: MIG-Vis at cluster scale.\n"
                "Synthetic or imported IT-cortex datasets, YAML sweeps of the neural VAE and\n"
@@ -34,4 +39,11 @@ int main(int argc, char** argv) {
     return exit_code_for(status.status);
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Commands run inside app.parse() (CLI11 callbacks): the boundary covers them.
+  return migvis::run_with_error_boundary("migvis", [&] { return run(argc, argv); });
 }

@@ -91,7 +91,8 @@ void Scheduler::on_exit(int64_t handle, int code) {
     set_state(i, JobState::kDone);
     return;
   }
-  // schemas/job.md: 65/66 bad or missing input -> failed; 75 -> requeue (free);
+  // schemas/job.md: 65/66 bad or missing input, 73/74 permanent I/O (permission,
+  // read-only filesystem, disk full, quota) -> failed; 75 -> requeue (free);
   // 70, other codes and signals -> retried up to the cap.
   if (code == 75) {
     if (++j.requeues <= opts_.max_requeues) {
@@ -103,7 +104,7 @@ void Scheduler::on_exit(int64_t handle, int code) {
     j.note = fmt::format("gave up after {} requeues (exit 75)", j.requeues - 1);
   } else {
     ++j.attempts;
-    bool retryable = code != 65 && code != 66;
+    bool retryable = code != 65 && code != 66 && code != 73 && code != 74;
     if (retryable && j.attempts <= opts_.retries) {
       j.note = fmt::format("retrying after exit {} (attempt {} of {})", code, j.attempts + 1, opts_.retries + 1);
       set_state(i, JobState::kPending);
@@ -113,6 +114,8 @@ void Scheduler::on_exit(int64_t handle, int code) {
     std::string what = code == 65   ? "bad input"
                        : code == 66 ? "missing input"
                        : code == 70 ? "internal error"
+                       : code == 73 ? "permission denied / read-only filesystem"
+                       : code == 74 ? "I/O error: disk full, quota or device"
                        : code > 128 ? fmt::format("killed by signal {}", code - 128)
                                     : "crashed";
     j.note = fmt::format("exit {} ({}) after {} attempt{}; see {}", code, what, j.attempts, j.attempts == 1 ? "" : "s",

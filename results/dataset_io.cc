@@ -262,9 +262,9 @@ Result<Dataset> read_dataset(const fs::path& path, const ReadOptions& opts) {
     }
     d.truth = std::move(t);
   }
-  if (opts.images && opts.sessions) {
-    MIGVIS_RETURN_IF_ERROR(validate_dataset(d, where));
-  }
+  // Validated however much was loaded: shapes, ids, factors and indices always;
+  // pixel and count values only when they were read (their loops see empty data).
+  MIGVIS_RETURN_IF_ERROR(validate_dataset(d, where));
   return d;
 }
 

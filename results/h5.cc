@@ -1,6 +1,7 @@
 #include "results/h5.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <type_traits>
@@ -314,6 +315,30 @@ Status check_kind(const std::string& where, hid_t ftype) {
   return Status::Ok();
 }
 
+// A shape read from a file is untrusted: a corrupt or hostile file must not make
+// us allocate without bound. Cap = $MIGVIS_MAX_READ_GB (default 16) per array.
+Status check_read_size(const std::string& where, const std::vector<hsize_t>& dims, size_t elem_bytes) {
+  double gb_cap = 16;
+  if (const char* env = std::getenv("MIGVIS_MAX_READ_GB")) {
+    char* end = nullptr;
+    double v = std::strtod(env, &end);
+    if (end != env && v > 0) gb_cap = v;
+  }
+  const unsigned __int128 cap_bytes = static_cast<unsigned __int128>(gb_cap * 1024.0 * 1024.0 * 1024.0);
+  unsigned __int128 bytes = elem_bytes;
+  std::string shape;
+  for (hsize_t d : dims) {
+    shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    bytes *= d;
+    if (bytes > cap_bytes) bytes = cap_bytes + 1;  // saturate: no overflow whatever the dims
+  }
+  if (bytes > cap_bytes)
+    return Status::InvalidArgument(fmt::format("{}: shape [{}] needs more than {:g} GiB to read; refusing (a corrupt "
+                                               "file?). Set MIGVIS_MAX_READ_GB to allow larger arrays",
+                                               where, shape, gb_cap));
+  return Status::Ok();
+}
+
 }  // namespace
 
 template <typename T>
@@ -342,6 +367,7 @@ Result<Array<T>> Location::read_rows(const std::string& path, hsize_t row0, hsiz
     mspace = Handle(H5Screate_simple(rank, dims.data(), nullptr));
   }
   out.shape = dims;
+  MIGVIS_RETURN_IF_ERROR(check_read_size(where(path), dims, sizeof(T)));
   size_t n = out.numel();
   hid_t ms = mspace.valid() ? mspace.id() : H5S_ALL;
   hid_t fs = mspace.valid() ? fspace.id() : H5S_ALL;

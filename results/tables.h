@@ -1,23 +1,35 @@
 // The paper's four tables (shared/MIGVIS_METHOD.md "Tables to regenerate"),
-// rebuilt from whatever the catalog holds, for every animal side by side, as
-// mean +- std over seeds. Metric names: notes/CONVENTIONS.md.
+// rebuilt from whatever the catalog holds, for every animal side by side.
+// Metric names: notes/CONVENTIONS.md; rules: schemas/tables.md.
 //
-// Which jobs make a cell: done jobs of the stage that match the cell (e.g. vae
-// jobs with params.model = tcvae and key.animal = a2) are grouped by their
-// configuration (key + params without `seed`); the cell uses the group with the
-// most jobs (ties: the smallest configuration text, so output is stable), and a
-// note says when other configurations were ignored. Statistics are over that
-// group's jobs that have the metric: mean and sample std (n-1; n=1 shows the
-// mean alone).
+// Which jobs make a cell. A job's *table identity* is its resolved params and
+// those of its whole upstream chain (jobs.upstream, walked recursively: the
+// dataset's name and params, the VAE's model and params, the diffusion model's,
+// the critic's, ...), without the replicate seed (the `seed` column; a data
+// job's `seed` param is kept: it defines the dataset). Animal and session are
+// not identity: the animal is the column group and sessions are aggregated.
+// A cell is the mean and sample std (n-1; n=1 shows the mean alone) of one
+// metric over the done jobs of ONE identity and animal - every session (except
+// `pooled`) x every seed - and shows n. Cells never average two identities: when
+// several identities fit a row (model `migvis` with two w_tc, or two datasets
+// under one root), each gets its own row, labelled by the entries that differ
+// ("migvis (w_tc=0.1)", "group 1 (model=migvis_unsup)", "migvis (dataset=paper)").
+// VAEs on the pooled sessions (key.session = pooled) are rows of their own,
+// labelled "pooled" when the table also holds per-session ones;
+// TableOptions::per_session splits rows by session instead of aggregating.
+// Notes list, per row and animal, the jobs (by id, seed and session) that
+// failed, are not finished, lack a metric or gave a non-finite value.
 //   1 reconstruction + disentanglement: rows models (vae, beta_vae, tcvae,
-//     migvis, migvis_unsup), vae metrics test_r2 ... sap_group;
+//     migvis, migvis_unsup), vae metrics test_r2 ... factorvae_factors_group, sap, factorvae, pose_test_r2, pose_test_rmse;
 //   2 group selectivity: rows groups of the eval jobs, columns factors, cells
-//     change.g<g>.<factor>; the dominant factor per row is marked;
+//     transfer.g<g>.<factor> (else nchange.*, else change.*); the dominant factor
+//     per row is marked;
 //   3 guidance sweep: rows gammas; mi.gamma<γ>, guided_change.gamma<γ>,
-//     quality.gamma<γ> of the eval jobs;
-//   4 ablations: rows `w_tc = v`, `w_kl = v`, `w_guid = v`, `group_rank = v` of
-//     model=migvis vae jobs (a parameter with one value is not an ablation and
-//     is skipped with a note); table 1's columns.
+//     guided_transfer.gamma<γ>, quality.gamma<γ> of the eval jobs;
+//   4 ablations: model=migvis vae jobs with one of w_tc, w_kl, w_guid,
+//     group_rank changed and every other identity entry at its base value (the
+//     most common value among the model=migvis identities; ties: the middle
+//     value), rows `w_tc = v`; a notes line gives the base. Table 1's columns.
 #pragma once
 
 #include <string>
@@ -29,7 +41,8 @@
 namespace migvis::catalog {
 
 struct Cell {
-  int n = 0;  // 0 = missing
+  int n = 0;         // finite values averaged; 0 = missing
+  int n_failed = 0;  // jobs of the cell that failed, or gave a non-finite value
   double mean = 0;
   double std = 0;
 };
@@ -48,21 +61,25 @@ struct PaperTable {
   std::vector<std::string> notes;
 };
 
+struct TableOptions {
+  bool per_session = false;  // one row per session instead of aggregating sessions
+};
+
 // Reads the catalog and builds the four tables (always four, possibly empty).
-Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat);
+Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat, const TableOptions& opts = {});
 
 enum class TableFormat { kMarkdown, kLatex, kCsv, kHtml };
 // "md" | "latex" | "csv" (html is for the report).
 Result<TableFormat> parse_table_format(const std::string& name);
 const char* table_file_extension(TableFormat f);  // "md", "tex", "csv", "html"
 
-// One table in the format. CSV is long-form: row,animal,column,mean,std,n.
+// One table in the format. CSV is long-form: table,row,animal,column,mean,std,n,n_failed.
 std::string render_table(const PaperTable& t, TableFormat f);
 
 // Escapes <, >, & and " for HTML text and attribute values.
 std::string html_escape(const std::string& s);
 
-// "0.512 ± 0.013" (plain text), "—" when missing.
+// "0.512 ± 0.013 (n=3)" (plain text), "0.512 (n=1)", "—" when missing.
 std::string format_cell(const Cell& c);
 
 }  // namespace migvis::catalog

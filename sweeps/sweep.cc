@@ -759,7 +759,8 @@ std::map<std::string, size_t> Plan::count_by_stage() const {
 int stage_revision(const std::string& stage) {
   // data 2: stimuli carry an orientation cap (orchestrator/data/synth.cc).
   // eval 2: transfer toward the target (worker/stages/eval.cc).
-  static const std::map<std::string, int> kRevisions = {{"data", 2}, {"eval", 2}};
+  // synthesis 2: the reference's guidance by default (x0 gradient, negatives per step, no clip before the critic).
+  static const std::map<std::string, int> kRevisions = {{"data", 2}, {"eval", 2}, {"synthesis", 2}};
   auto it = kRevisions.find(stage);
   return it == kRevisions.end() ? 1 : it->second;
 }

@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -50,7 +52,34 @@ inline RunResult run_command(const std::string& cmd) {
   return r;
 }
 
+// True when $MIGVIS_REQUIRE (a comma-separated list, e.g. "slurm,python,chromium",
+// set by scripts/test.sh, which installs all of them) names `feature`: a test
+// that would skip for lack of it must fail instead, so CI cannot pass by skipping.
+inline bool required_feature(const std::string& feature) {
+  const char* env = std::getenv("MIGVIS_REQUIRE");
+  if (!env) return false;
+  std::stringstream ss(env);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (item == feature || item == "all") return true;
+  return false;
+}
+
 inline std::string migvis_bin() { return std::string(MIGVIS_BINARY_DIR) + "/orchestrator/migvis"; }
 inline std::string worker_bin() { return std::string(MIGVIS_BINARY_DIR) + "/worker/migvis-worker"; }
 
 }  // namespace migvis::testing
+
+// Skips the current test for lack of an optional `feature` (slurm, python,
+// chromium), or fails it when MIGVIS_REQUIRE names that feature. Use in a test
+// body or SetUp() exactly like GTEST_SKIP(), streaming the reason after it.
+// (Built like GTEST_SKIP/GTEST_FAIL themselves: one message, its result type
+// chosen at run time.)
+#define MIGVIS_SKIP_WITHOUT(feature)                                                                 \
+  return ::testing::internal::AssertHelper(                                                          \
+             ::migvis::testing::required_feature(feature) ? ::testing::TestPartResult::kFatalFailure \
+                                                          : ::testing::TestPartResult::kSkip,        \
+             __FILE__, __LINE__,                                                                     \
+             ::migvis::testing::required_feature(feature)                                           \
+                 ? "MIGVIS_REQUIRE names '" feature "', which is unavailable (not a skip)"          \
+                 : "Skipped") = ::testing::Message()

@@ -40,7 +40,7 @@ Status Checkpointer::save(const CheckpointState& state) {
     for (auto& [name, t] : state.tensors) ar.write("tensor." + name, t);
     ar.save_to(tmp.temp().string());
   } catch (const c10::Error& e) {
-    return Status::Unavailable(dest.string() + ": cannot save checkpoint: " + e.what_without_backtrace());
+    return Status::IoError(dest.string() + ": cannot save checkpoint: " + e.what_without_backtrace());
   }
   MIGVIS_RETURN_IF_ERROR(tmp.commit());
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(dir_ / "latest", std::to_string(state.step) + "\n"));

@@ -1,14 +1,19 @@
 """Reference timing of MI-guided synthesis (worker/synthesis/guided.cc) in plain
 PyTorch: the same UNet (bench_unet.py's, which mirrors worker/diffusion/unet.cc),
 the same CNN critic (worker/critic/critic.cc: ConvEncoder + one GroupHead per
-group, per-item InfoNCE loss), the same schedule, SDEdit start, DDIM steps,
-guidance eps' = eps + gamma * dL/dx_t and the same gamma == 0 split (guided items
-forward + backward, the rest forward only). Run by bench/bench_synthesis (same run,
-same machine, same flags); prints one JSON object on stdout.
+group, per-item InfoNCE loss), the same schedule, SDEdit start, DDIM steps (x0_hat clipped in the step),
+guidance eps' = eps + gamma * dL/dx_t with either gradient: x0 (the reference's:
+UNet forward in inference mode, critic differentiated w.r.t. x0_hat, dL/dx_t =
+dL/dx0_hat / sqrt(abar)) or unet (through the UNet, with the gamma == 0 split:
+guided items forward + backward, the rest forward only); the critic runs on
+guided items only, x0_hat not clipped before it; negatives optionally redrawn
+per item and step. Run by bench/bench_synthesis (same run, same machine, same
+flags); prints one JSON object on stdout.
 
 usage: /usr/bin/python3 bench/python/bench_synthesis.py --size 32 --width 32 --mults 1,2,2
        --attn-heads 4 --attn-dim-head 32 --timesteps 150 --schedule sigmoid --edit-t 135
-       --steps 5 --negatives 10 --items 32 --loop-items 8 --gammas 25,50,75,100 --threads 2 --reps 3
+       --steps 5 --negatives 10 --items 32 --loop-items 8 --gammas 25,50,75,100 --guidance-grad x0
+       --resample-negatives 1 --threads 2 --reps 3
 """
 import argparse, json, math, os, sys, time
 import torch
@@ -115,34 +120,61 @@ class Critic(nn.Module):
 
 
 # ---- guided edit (worker/synthesis/guided.cc) ----
-def guided_eps(model, critic, abar, x_t, t, z_cand, group, gamma, clip_x0=True):
+class NegativeSampler:
+    """Per item and call: K pool rows other than the target, in the item's group (guided items only)."""
+    def __init__(self, z_pool, target_row, seeds, gamma):
+        self.z_pool, self.target_row = z_pool, target_row
+        self.gens = [torch.Generator().manual_seed(s) for s in seeds]
+        self.guided = [i for i in range(len(seeds)) if float(gamma[i]) != 0]
+
+    def next(self, z_cand, group):
+        k, r, n = z_cand.shape[1] - 1, z_cand.shape[2], self.z_pool.shape[0]
+        out = z_cand.clone()
+        for i in self.guided:
+            rows = torch.randperm(n - 1, generator=self.gens[i])[:k]
+            rows = rows + (rows >= self.target_row[i]).long()
+            g = int(group[i])
+            out[i, 1:] = self.z_pool.index_select(0, rows)[:, g * r:(g + 1) * r]
+        return out
+
+
+def guided_eps(model, critic, abar, x_t, t, z_cand, group, gamma, clip_x0=False, grad="x0"):
     a = abar[t]
     tt = lambda n: torch.full((n,), t, dtype=torch.long)  # noqa: E731
     guided = gamma != 0
     if not bool(guided.any()):
-        with torch.no_grad():
+        with torch.inference_mode():
             return model(x_t, tt(x_t.shape[0]))
     mixed = not bool(guided.all())
     gi = guided.nonzero().squeeze(1) if mixed else None
     pick = (lambda v: v.index_select(0, gi)) if mixed else (lambda v: v)
-    with torch.enable_grad():
-        x = pick(x_t).detach().requires_grad_(True)
-        eps = model(x, tt(x.shape[0]))
-        x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-        loss = critic.item_losses(critic.features((x0 + 1) * 0.5), pick(z_cand), pick(group))
-        grad_g, = torch.autograd.grad(loss.sum(), x)
-    eps_g = eps.detach()
-    if not mixed:
-        eps_m, grad = eps_g, grad_g
+
+    def loss_of(x0):
+        return critic.item_losses(critic.features(((x0.clamp(-1, 1) if clip_x0 else x0) + 1) * 0.5), pick(z_cand),
+                                  pick(group))
+
+    if grad == "x0":
+        with torch.inference_mode():
+            eps_m = model(x_t, tt(x_t.shape[0]))
+        with torch.enable_grad():
+            x0 = ((pick(x_t) - math.sqrt(1 - a) * pick(eps_m)) / math.sqrt(a)).requires_grad_(True)
+            grad_g, = torch.autograd.grad(loss_of(x0).sum(), x0)
+        grad_g = grad_g / math.sqrt(a)
     else:
-        ui = guided.logical_not().nonzero().squeeze(1)
-        with torch.no_grad():
-            eps_u = model(x_t.index_select(0, ui), tt(ui.numel()))
-        eps_m = torch.empty_like(x_t).index_copy_(0, gi, eps_g).index_copy_(0, ui, eps_u)
-        grad = torch.zeros_like(x_t).index_copy_(0, gi, grad_g)
-    return eps_m + gamma.view(-1, 1, 1, 1) * grad
+        with torch.enable_grad():
+            x = pick(x_t).detach().requires_grad_(True)
+            eps = model(x, tt(x.shape[0]))
+            grad_g, = torch.autograd.grad(loss_of((x - math.sqrt(1 - a) * eps) / math.sqrt(a)).sum(), x)
+        eps_g = eps.detach()
+        if not mixed:
+            eps_m = eps_g
+        else:
+            ui = guided.logical_not().nonzero().squeeze(1)
+            with torch.inference_mode():
+                eps_u = model(x_t.index_select(0, ui), tt(ui.numel()))
+            eps_m = torch.empty_like(x_t).index_copy_(0, gi, eps_g).index_copy_(0, ui, eps_u)
+    grad_all = grad_g if not mixed else torch.zeros_like(x_t).index_copy_(0, gi, grad_g)
+    return eps_m + gamma.view(-1, 1, 1, 1) * grad_all
 
 
 def ddim_step(abar, x, eps, t, t_prev, clip_x0=True):  # eta = 0
@@ -155,12 +187,13 @@ def ddim_step(abar, x, eps, t, t_prev, clip_x0=True):  # eta = 0
     return math.sqrt(ap) * x0 + math.sqrt(max(0.0, 1 - ap)) * e
 
 
-def guided_edit(model, critic, abar, ts, x_source, z_cand, group, gamma, seeds):
+def guided_edit(model, critic, abar, ts, x_source, z_cand, group, gamma, seeds, grad, sampler):
     a = abar[ts[0]]
     noise = torch.stack([torch.randn(x_source.shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds])
     x = math.sqrt(a) * x_source + math.sqrt(1 - a) * noise
     for t, tp in zip(ts[:-1], ts[1:]):
-        eps = guided_eps(model, critic, abar, x, t, z_cand, group, gamma)
+        zc = sampler.next(z_cand, group) if sampler else z_cand
+        eps = guided_eps(model, critic, abar, x, t, zc, group, gamma, grad=grad)
         with torch.no_grad():
             x = ddim_step(abar, x, eps, t, tp)
     return x.clamp(-1, 1)
@@ -187,6 +220,8 @@ def main():
     ap.add_argument("--critic-size", type=int, default=0)  # 0: --size
     ap.add_argument("--feature-dim", type=int, default=64)
     ap.add_argument("--embed-dim", type=int, default=32)
+    ap.add_argument("--guidance-grad", default="x0", choices=["x0", "unet"])
+    ap.add_argument("--resample-negatives", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
@@ -208,10 +243,16 @@ def main():
     gamma = torch.tensor([gammas[i % gm] for i in range(n)], dtype=torch.float32)
     group = torch.tensor([(i // gm) % a.groups for i in range(n)], dtype=torch.long)
     seeds = list(range(n))
+    n_pool = max(64, a.negatives + 2)
+    z_pool = torch.randn(n_pool, a.groups * a.group_rank)
+    target_row = [i % n_pool for i in range(n)]
+    neg_seeds = [1000 + i for i in range(n)]
 
     def run(lo, hi):
+        sampler = (NegativeSampler(z_pool, target_row[lo:hi], neg_seeds[lo:hi], gamma[lo:hi])
+                   if a.resample_negatives else None)
         return guided_edit(unet, critic, abar, ts, x_source[lo:hi], z_cand[lo:hi], group[lo:hi], gamma[lo:hi],
-                           seeds[lo:hi])
+                           seeds[lo:hi], a.guidance_grad, sampler)
 
     run(0, 2)  # warm-up
     batched_s = loop_s = float("inf")
@@ -224,21 +265,26 @@ def main():
         loop_s = min(loop_s, time.perf_counter() - t0)
     max_diff = max(float((xl[i][0] - xb[i]).abs().max()) for i in range(a.loop_items)) if a.loop_items else 0.0
 
-    # One denoising step at t = edit_t on the whole batch: unguided (forward, no grad)
-    # and guided (forward + backward for the gamma != 0 items).
+    # One denoising step at t = edit_t on the whole batch: unguided (forward in
+    # inference mode) and guided with each gradient, each with its negative draw.
     t, tp = ts[0], ts[1]
     x = torch.randn(n, 1, a.size, a.size)
-    step_s = {"ddim": float("inf"), "guided": float("inf")}
+    sampler = NegativeSampler(z_pool, target_row, neg_seeds, gamma)
+    step_s = {"ddim": float("inf"), "x0": float("inf"), "unet": float("inf"), "draw": float("inf")}
     for _ in range(a.reps + 1):
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.inference_mode():
             ddim_step(abar, x, unet(x, torch.full((n,), t, dtype=torch.long)), t, tp)
         step_s["ddim"] = min(step_s["ddim"], time.perf_counter() - t0)
+        for kind in ("x0", "unet"):
+            t0 = time.perf_counter()
+            eps = guided_eps(unet, critic, abar, x, t, sampler.next(z_cand, group), group, gamma, grad=kind)
+            with torch.no_grad():
+                ddim_step(abar, x, eps, t, tp)
+            step_s[kind] = min(step_s[kind], time.perf_counter() - t0)
         t0 = time.perf_counter()
-        eps = guided_eps(unet, critic, abar, x, t, z_cand, group, gamma)
-        with torch.no_grad():
-            ddim_step(abar, x, eps, t, tp)
-        step_s["guided"] = min(step_s["guided"], time.perf_counter() - t0)
+        sampler.next(z_cand, group)
+        step_s["draw"] = min(step_s["draw"], time.perf_counter() - t0)
 
     out = {
         "torch": torch.__version__,
@@ -249,8 +295,10 @@ def main():
         "batched_images_per_s": n / batched_s,
         "loop_images_per_s": a.loop_items / loop_s if a.loop_items else 0.0,
         "max_abs_batched_minus_loop": max_diff,
-        "ddim_step_s": step_s["ddim"], "guided_step_s": step_s["guided"],
-        "ddim_step_s_per_image": step_s["ddim"] / n, "guided_step_s_per_image": step_s["guided"] / n,
+        "ddim_step_s": step_s["ddim"], "guided_step_x0_s": step_s["x0"], "guided_step_unet_s": step_s["unet"],
+        "negative_draw_s": step_s["draw"],
+        "x0_step_over_unguided": step_s["x0"] / step_s["ddim"],
+        "unet_step_over_unguided": step_s["unet"] / step_s["ddim"],
         "mean_abs_x0": float(xb.abs().mean()),
     }
     print(json.dumps(out))

@@ -2,8 +2,10 @@
 """Reference timing for bench/bench_vae.cc: the same MIG-Vis VAE training step
 (encoder Linear(M, 64) -> ReLU -> (mu, logvar) of D = G*R; linear decoder; MSE
 recon + KL + group TC by minibatch-weighted sampling + pose MSE + 0.1 CE; Adam
-with weight decay) as a plain PyTorch loop. Prints one JSON line:
-{"threads": T, "steps_per_s": ...}."""
+with weight decay) as a plain PyTorch loop, with the group-TC estimator in the
+reference code's formulation: elementwise over a [B, B, D] tensor. Prints one
+JSON line: {"threads": T, "steps_per_s": ..., "peak_rss_delta_mb": ...} (peak
+resident set over the timed steps minus the resident set before them)."""
 import argparse
 import json
 import math
@@ -41,6 +43,23 @@ def group_tc(z, mu, lv, group_size):
     return (log_qz - log_qzg).mean()
 
 
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    return -1.0
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -48,6 +67,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--w-tc", type=float, default=0.02)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -63,17 +83,22 @@ def main():
         mu, lv, z, rec, pose_hat, logits = model(x)
         kl = (0.5 * (mu ** 2 + torch.exp(lv) - 1 - lv)).mean()
         loss = (torch.nn.functional.mse_loss(rec, x) + 0.2 * (torch.nn.functional.mse_loss(pose_hat, pose)
-                + 0.1 * torch.nn.functional.cross_entropy(logits, cat)) + 0.002 * kl + 4e-7 * group_tc(z, mu, lv, rank))
+                + 0.1 * torch.nn.functional.cross_entropy(logits, cat)) + 0.002 * kl + a.w_tc * group_tc(z, mu, lv, rank))
         loss.backward()
         opt.step()
 
     for _ in range(a.warmup):
         step()
+    peak_ok = reset_peak_rss()
+    rss0 = status_kb("VmRSS")
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
     dt = time.perf_counter() - t0
-    print(json.dumps({"threads": a.threads, "steps_per_s": a.steps / dt, "torch": torch.__version__}))
+    hwm = status_kb("VmHWM")
+    delta = (hwm - rss0) / 1024.0 if peak_ok and rss0 > 0 and hwm > 0 else None
+    print(json.dumps({"threads": a.threads, "steps_per_s": a.steps / dt, "peak_rss_delta_mb": delta,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

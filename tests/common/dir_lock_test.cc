@@ -291,4 +291,109 @@ TEST(DirLockTest, ReleaseOfABrokenLockLeavesTheNewHolderAlone) {
 }
 
 }  // namespace
+
+// A fake wall clock shared by both sides of the heartbeat tests.
+struct FakeUnixClock {
+  std::shared_ptr<std::atomic<int64_t>> t = std::make_shared<std::atomic<int64_t>>(1'800'000'000);
+  std::function<int64_t()> fn() const {
+    auto p = t;
+    return [p] { return p->load(); };
+  }
+  void advance(int64_t s) { *t += s; }
+};
+
+TEST(DirLockTest, StalenessIsJudgedByHeartbeatAgeNotAcquisitionAge) {
+  testing::TempDir tmp;
+  const fs::path lock = tmp / ".ingest.lock.d";
+  FakeUnixClock clock;
+  DirLockOptions holder_opts;
+  holder_opts.host = "login-a";   // another host as far as the contender can tell
+  holder_opts.heartbeat_every_s = 0;  // heartbeats driven by the test
+  holder_opts.now_unix = clock.fn();
+  auto held = DirLock::try_acquire(lock, holder_opts);
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+
+  DirLockOptions contender;
+  contender.host = "login-b";
+  contender.stale_after_s = 300;
+  contender.now_unix = clock.fn();
+  // Six hours on, beating all along: never stale, however old the acquisition.
+  for (int i = 0; i < 6 * 15; ++i) {  // a beat every 240 s, under the 300 s limit
+    clock.advance(240);
+    ASSERT_TRUE((*held)->heartbeat().ok());
+  }
+  auto o = DirLock::read_owner(lock);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->heartbeat_unix - o->acquired_unix, 6 * 3600);
+  auto blocked = DirLock::try_acquire(lock, contender);
+  EXPECT_EQ(blocked.status().code(), StatusCode::kFailedPrecondition) << "a beating holder is alive";
+  EXPECT_NE(blocked.status().message().find("last heartbeat"), std::string::npos) << blocked.status().message();
+
+  // It stops beating (its process hung or died): stale only after stale_after_s.
+  clock.advance(290);
+  EXPECT_FALSE(DirLock::try_acquire(lock, contender).ok()) << "290 s without a beat is not yet stale";
+  clock.advance(20);
+  auto taken = DirLock::try_acquire(lock, contender);
+  ASSERT_TRUE(taken.ok()) << taken.status().to_string();
+  // The old holder notices at its next beat and stops.
+  Status beat = (*held)->heartbeat();
+  EXPECT_EQ(beat.code(), StatusCode::kFailedPrecondition) << beat.to_string();
+  EXPECT_NE(beat.message().find("broken"), std::string::npos);
+}
+
+TEST(DirLockTest, HeartbeatThreadKeepsALockAliveAcrossProcesses) {
+  // Two processes, real time but short intervals: the child holds the lock as
+  // "another host" with a 250 ms heartbeat; the parent, whose stale limit is
+  // 2 s (heartbeats are whole Unix seconds), must not break it during 3 s of
+  // polling, and takes it soon after the child is killed without releasing.
+  testing::TempDir tmp;
+  const fs::path lock = tmp / ".ingest.lock.d";
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(pipefd[0]);
+    DirLockOptions o;
+    o.host = "compute-07";
+    o.heartbeat_every_s = 0.25;
+    auto l = DirLock::acquire(lock, o);
+    char c = l.ok() ? 'y' : 'n';
+    (void)!write(pipefd[1], &c, 1);
+    for (;;) pause();  // killed by the parent, no release
+  }
+  close(pipefd[1]);
+  char c = 0;
+  ASSERT_EQ(read(pipefd[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  DirLockOptions me;
+  me.host = "login-b";
+  me.stale_after_s = 2;
+  me.heartbeat_every_s = 0;
+  int refused = 0;
+  for (int i = 0; i < 12; ++i) {  // 3 s, longer than the stale limit
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (!DirLock::try_acquire(lock, me).ok()) ++refused;
+  }
+  EXPECT_EQ(refused, 12) << "a lock whose holder beats is never broken";
+  kill(child, SIGKILL);
+  int st = 0;
+  waitpid(child, &st, 0);
+  me.timeout_s = 10;
+  auto taken = DirLock::acquire(lock, me);
+  ASSERT_TRUE(taken.ok()) << taken.status().to_string();
+}
+
+TEST(DirLockTest, OwnerFilesOfOlderVersionsCountFromAcquisition) {
+  testing::TempDir tmp;
+  const fs::path lock = tmp / ".ingest.lock.d";
+  plant_owner(lock, "old-host", 1234, now_unix() - 1000);  // no heartbeat_unix field
+  auto o = DirLock::read_owner(lock);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->heartbeat_unix, 0);
+  DirLockOptions opts;
+  opts.stale_after_s = 300;
+  opts.heartbeat_every_s = 0;
+  EXPECT_TRUE(DirLock::try_acquire(lock, opts).ok());
+}
+
 }  // namespace migvis

@@ -1,5 +1,8 @@
 #include "common/files.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
@@ -51,6 +54,65 @@ TEST(FilesTest, AtomicPathRemovesTempUnlessCommitted) {
     ASSERT_TRUE(ap.commit().ok());
   }
   EXPECT_EQ(*read_file(dest), "full");
+}
+
+TEST(FilesTest, ErrnoClassesAreTemporaryOrPermanentByDesign) {
+  // Temporary: a retry may succeed (exit 75, requeued for free).
+  for (int e : {EINTR, EAGAIN, ESTALE, EBUSY, ETIMEDOUT})
+    EXPECT_EQ(exit_code_for(status_from_errno(e, "x")), 75) << std::strerror(e);
+  // Permanent: retrying can never help (not retried; never requeued forever).
+  for (int e : {EACCES, EPERM, EROFS}) {
+    Status st = status_from_errno(e, "cannot write /r/o.h5");
+    EXPECT_EQ(st.code(), StatusCode::kPermissionDenied) << std::strerror(e);
+    EXPECT_EQ(exit_code_for(st), 73);
+    EXPECT_NE(st.message().find("/r/o.h5"), std::string::npos);
+  }
+  for (int e : {ENOSPC, EDQUOT, EIO}) EXPECT_EQ(exit_code_for(status_from_errno(e, "x")), 74) << std::strerror(e);
+  EXPECT_EQ(status_from_errno(ENOENT, "x").code(), StatusCode::kNotFound);
+}
+
+TEST(FilesTest, UnwritableDirectoryIsPermanentNotTemporary) {
+  testing::TempDir tmp;
+  // A regular file where a directory should be: ENOTDIR/EEXIST-class errors
+  // are not "temporary" either.
+  ASSERT_TRUE(write_file_atomic(tmp / "f", "x").ok());
+  Status st = write_file_atomic(tmp / "f" / "sub" / "y", "z");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(exit_code_for(st), 75) << st.to_string();
+}
+
+// Fault injection between the durable write and the rename: the destination
+// keeps its old content, and no temporary is left behind.
+Status fail_before_rename(const fs::path& temp) {
+  // The temporary is complete (written and fsynced) when the hook runs.
+  auto r = read_file(temp);
+  if (!r.ok() || *r != "new version") return Status::Internal("hook saw an incomplete temporary");
+  return Status::IoError("injected fault between write and rename");
+}
+
+TEST(FilesTest, FaultBetweenWriteAndRenameLeavesTheOldFileIntact) {
+  testing::TempDir tmp;
+  fs::path dest = tmp / "out.h5";
+  ASSERT_TRUE(write_file_atomic(dest, "old version").ok());
+  fs::path t;
+  AtomicPath::set_before_rename_hook_for_test(&fail_before_rename);
+  {
+    AtomicPath ap(dest);
+    t = ap.temp();
+    ASSERT_TRUE(write_file_atomic(t, "new version").ok());
+    Status st = ap.commit();
+    EXPECT_EQ(st.code(), StatusCode::kIoError) << st.to_string();
+  }
+  AtomicPath::set_before_rename_hook_for_test(nullptr);
+  EXPECT_EQ(*read_file(dest), "old version");
+  EXPECT_FALSE(fs::exists(t)) << "temporary removed after the failed commit";
+  // Without the fault the same sequence replaces it.
+  {
+    AtomicPath ap(dest);
+    ASSERT_TRUE(write_file_atomic(ap.temp(), "new version").ok());
+    ASSERT_TRUE(ap.commit().ok());
+  }
+  EXPECT_EQ(*read_file(dest), "new version");
 }
 
 }  // namespace

@@ -28,6 +28,8 @@ TEST(StatusTest, CodesMapToSysexits) {
   EXPECT_EQ(exit_code_for(Status::Internal("x")), 70);
   EXPECT_EQ(exit_code_for(Status::Unavailable("x")), 75);
   EXPECT_EQ(exit_code_for(Status::Cancelled("x")), 75);
+  EXPECT_EQ(exit_code_for(Status::PermissionDenied("x")), 73);
+  EXPECT_EQ(exit_code_for(Status::IoError("x")), 74);
 }
 
 TEST(StatusTest, ContextPrefixesMessageAndKeepsCode) {

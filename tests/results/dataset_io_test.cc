@@ -96,5 +96,29 @@ TEST(DatasetIoTest, ForeignHdf5IsRejectedWithHint) {
   EXPECT_NE(r.status().message().find("migvis data import"), std::string::npos) << r.status().message();
 }
 
+TEST(DatasetIoTest, PartialReadsAreValidatedToo) {
+  // Stages that skip images or responses (critic, synthesis, eval) must still
+  // get a validated dataset: a factor with the wrong length is caught whatever
+  // was loaded.
+  migvis::testing::TempDir tmp;
+  ASSERT_TRUE(write_dataset(small_dataset(), tmp / "d.h5").ok());
+  {
+    auto f = h5::File::open(tmp / "d.h5", h5::Mode::kReadWrite);
+    ASSERT_TRUE(f.ok()) << f.status().to_string();
+    // A second, bad factor added behind the writer's back: 2 values for 3 images.
+    ASSERT_TRUE(f->write_vector<float>("/stimuli/factors/bad", {1.f, 2.f}).ok());
+    ASSERT_TRUE(f->set_attr<std::string>("/stimuli/factors/bad", "kind", "continuous").ok());
+  }
+  for (bool images : {true, false})
+    for (bool sessions : {true, false}) {
+      ReadOptions o;
+      o.images = images;
+      o.sessions = sessions;
+      auto r = read_dataset(tmp / "d.h5", o);
+      ASSERT_FALSE(r.ok()) << "images=" << images << " sessions=" << sessions;
+      EXPECT_NE(r.status().message().find("factors/bad"), std::string::npos) << r.status().message();
+    }
+}
+
 }  // namespace
 }  // namespace migvis::data

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,10 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
         std::string job = vae(animal, kDemoModels[mi], seed, kDemoModels[mi] == "vae" ? 0.0 : 1e-6);
         for (size_t k = 0; k < scalars.size(); ++k)
           metrics.push_back({job, scalars[k], 0.1 * (k + 1) + 0.05 * mi + 0.01 * seed + a_off, Value()});
+        if (kDemoModels[mi] != "beta_vae") {  // beta_vae has no pose read-out: missing cells
+          metrics.push_back({job, "pose_test_r2", 0.5 + 0.05 * mi + 0.01 * seed + a_off, Value()});
+          metrics.push_back({job, "pose_test_rmse", 0.4 - 0.05 * mi + 0.01 * seed + a_off, Value()});
+        }
         if (seed == 1)
           for (int step = 0; step <= 50; step += 10) {
             metrics.push_back({job, "train_loss", 5.0 - 0.05 * step - 0.2 * mi + a_off, Value(int64_t{step})});
@@ -164,6 +170,178 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
     if (!r.ok()) return r.status();
   }
   return cat.query("COMMIT").status();
+}
+
+// A catalog shaped like a real multi-stage sweep, for the table-identity tests
+// (tests/results/tables_test.cc). Every job carries its upstream chain: vae ->
+// data; critic -> vae; synthesis -> critic + diffusion; eval -> synthesis. Half
+// of the rows name only their direct inputs (as `results ingest` records them,
+// with input names such as `dataset`), the other half every ancestor by stage
+// (as the sweep recorder does).
+class ChainCatalog {
+ public:
+  using json = catalog::json;
+  using JobRow = catalog::JobRow;
+  using Value = catalog::Value;
+
+  std::string add(const std::string& stage, json key, json params, std::optional<int64_t> seed, json upstream,
+                  catalog::JobStatus status = catalog::JobStatus::kDone, const std::string& note = "") {
+    JobRow r;
+    r.job_id = fmt::format("{:016x}", 0x100 + rows.size());
+    r.hash = r.job_id;
+    r.sweep = "chain";
+    r.stage = stage;
+    r.key = std::move(key);
+    r.params = std::move(params);
+    r.seed = seed;
+    r.status = status;
+    r.upstream = std::move(upstream);
+    r.note = note;
+    rows.push_back(r);
+    return r.job_id;
+  }
+  // Sets (or replaces) a scalar metric.
+  void metric(const std::string& job, const std::string& name, Value v) {
+    for (auto& m : metrics)
+      if (m.job == job && m.name == name) {
+        m.value = v;
+        return;
+      }
+    metrics.push_back({job, name, v});
+  }
+
+  // VAE scalars: 0.1 (k+1) + 0.05 model + 0.01 session + 0.001 seed + animal + extra.
+  void vae_metrics(const std::string& job, int model, int session, int64_t seed, double a_off, double extra) {
+    static const std::vector<std::string> scalars = {
+        "test_r2",     "test_mse",          "test_bits_per_spike", "mig",          "mig_group",
+        "factorvae",   "factorvae_group",   "sap",                 "sap_group",    "pose_test_r2",
+        "pose_test_rmse", "sap_factors",    "sap_factors_group",   "factorvae_factors", "factorvae_factors_group"};
+    for (size_t k = 0; k < scalars.size(); ++k)
+      metric(job, scalars[k], 0.1 * (k + 1) + 0.05 * model + 0.01 * session + 0.001 * seed + a_off + extra);
+  }
+
+  // An eval chain on `vae`: critic, synthesis (with `diffusion`), eval. `recorded`:
+  // upstream lists every ancestor by stage; else only the direct inputs.
+  // Eval metrics: group g moves factor g-1 (transfer `diag`, else 0.05) plus `off`.
+  std::string eval_chain(const std::string& data, const std::string& diffusion, const std::string& vae,
+                         const json& key, int64_t seed, bool recorded, double diag, double off,
+                         catalog::JobStatus eval_status = catalog::JobStatus::kDone, const std::string& note = "") {
+    std::string critic = add("critic", key, {{"epochs", 30}}, seed,
+                             recorded ? json{{"data", data}, {"vae", vae}} : json{{"dataset", data}, {"vae", vae}});
+    std::string synth = add("synthesis", key, {{"gammas", json::array({0, 10})}, {"pairs", 32}}, seed,
+                            recorded ? json{{"data", data}, {"vae", vae}, {"critic", critic}, {"diffusion", diffusion}}
+                                     : json{{"dataset", data}, {"critic", critic}, {"diffusion", diffusion}});
+    std::string eval = add("eval", key, {{"epochs", 40}, {"report_gamma", 10}}, seed,
+                           recorded ? json{{"data", data}, {"vae", vae}, {"critic", critic}, {"diffusion", diffusion},
+                                           {"synthesis", synth}}
+                                    : json{{"dataset", data}, {"synthesis", synth}},
+                           eval_status, note);
+    if (eval_status != catalog::JobStatus::kDone) return eval;
+    for (int g = 1; g <= 2; ++g)
+      for (size_t f = 0; f < kDemoFactors.size(); ++f)
+        metric(eval, fmt::format("transfer.g{}.{}", g, kDemoFactors[f]),
+               (static_cast<int>(f) == g - 1 ? diag : 0.05) + 0.01 * f + off);
+    for (double gamma : {0.0, 10.0}) {
+      metric(eval, fmt::format("mi.gamma{:g}", gamma), 0.05 * gamma + off);
+      metric(eval, fmt::format("guided_change.gamma{:g}", gamma), 0.02 * gamma + off);
+      metric(eval, fmt::format("guided_transfer.gamma{:g}", gamma), diag * gamma / 10 + off);
+      metric(eval, fmt::format("quality.gamma{:g}", gamma), 1.0 + 0.01 * gamma + off);
+    }
+    return eval;
+  }
+
+  migvis::Status write(catalog::Catalog& cat) const {
+    MIGVIS_RETURN_IF_ERROR(cat.upsert_jobs(rows));
+    MIGVIS_RETURN_IF_ERROR(cat.query("BEGIN").status());
+    for (auto& m : metrics) {
+      auto r = cat.query("INSERT INTO metrics (job_id, name, step, value) VALUES (?,?,NULL,?)", {m.job, m.name, m.value});
+      if (!r.ok()) return r.status();
+    }
+    return cat.query("COMMIT").status();
+  }
+
+  std::vector<JobRow> rows;
+  struct M {
+    std::string job, name;
+    Value value;
+  };
+  std::vector<M> metrics;
+};
+
+inline catalog::json demo_vae_params(const std::string& model, double w_tc = 1e-6, double w_kl = 1.0) {
+  return {{"model", model}, {"w_tc", w_tc}, {"w_kl", w_kl}, {"w_guid", 1.0}, {"group_rank", 2}, {"groups", 2}};
+}
+
+// Dataset `default`; both animals; vae, migvis and migvis_unsup on sessions
+// s1..s3 (seed 1) plus migvis on the pooled sessions (seeds 1, 2); a1's vae
+// has a failed seed-2 job on s2; a2's migvis gave a NaN `sap` on s3; a1 holds
+// one-at-a-time migvis ablations (w_tc 0 and 1e-3, w_kl 0.5 and 2: seeds 1, 2 on
+// s1) and one that changes w_tc and w_kl together. Eval chains on the s1 and
+// s2 VAEs of migvis (transfer on the diagonal 0.6) and migvis_unsup (0.2);
+// a1's migvis chain on s3 ends in a failed eval.
+inline migvis::Status fill_chain_catalog(catalog::Catalog& cat) {
+  using catalog::json;
+  using catalog::JobStatus;
+  ChainCatalog c;
+  std::string data = c.add("data", {{"dataset", "default"}}, {{"preset", "default"}, {"seed", 7}}, 77, json::object());
+  std::string diffusion = c.add("diffusion", json::object(), {{"steps", 600}}, 5, {{"dataset", data}});
+  const std::vector<std::string> models = {"vae", "migvis", "migvis_unsup"};
+  for (std::string animal : {"a1", "a2"}) {
+    double a_off = animal == "a1" ? 0.0 : 0.5;
+    for (size_t mi = 0; mi < models.size(); ++mi) {
+      for (int s = 1; s <= 3; ++s) {
+        json key = {{"animal", animal}, {"session", fmt::format("s{}", s)}};
+        std::string v = c.add("vae", key, demo_vae_params(models[mi]), 1, {{"dataset", data}});
+        c.vae_metrics(v, static_cast<int>(mi), s, 1, a_off, 0);
+        if (animal == "a2" && models[mi] == "migvis" && s == 3) c.metric(v, "sap", std::nan(""));
+        if (animal == "a1" && models[mi] == "vae" && s == 2)
+          c.add("vae", key, demo_vae_params(models[mi]), 2, {{"dataset", data}}, JobStatus::kFailed,
+                "loss is NaN at epoch 3");
+        if (models[mi] != "vae" && s <= 2)
+          c.eval_chain(data, diffusion, v, key, 1, models[mi] == "migvis_unsup", models[mi] == "migvis" ? 0.6 : 0.2,
+                       0.02 * s + a_off);
+        if (animal == "a1" && models[mi] == "migvis" && s == 3)
+          c.eval_chain(data, diffusion, v, key, 1, false, 0.6, 0, JobStatus::kFailed, "read-out did not converge");
+      }
+      if (models[mi] == "migvis")
+        for (int seed = 1; seed <= 2; ++seed) {
+          std::string v = c.add("vae", {{"animal", animal}, {"session", "pooled"}}, demo_vae_params("migvis"), seed,
+                                {{"data", data}});
+          c.vae_metrics(v, static_cast<int>(mi), 0, seed, a_off, 0.3);
+        }
+    }
+    if (animal == "a1") {
+      json key = {{"animal", animal}, {"session", "s1"}};
+      for (auto [w_tc, w_kl, extra] : std::vector<std::tuple<double, double, double>>{
+               {0.0, 1.0, 0.1}, {1e-3, 1.0, 0.2}, {1e-6, 0.5, -0.1}, {1e-6, 2.0, -0.2}, {1e-3, 0.5, 5.0}})
+        for (int seed = 1; seed <= (extra == 5.0 || w_kl == 2.0 ? 1 : 2); ++seed) {
+          std::string v = c.add("vae", key, demo_vae_params("migvis", w_tc, w_kl), seed, {{"dataset", data}});
+          c.vae_metrics(v, 1, 1, seed, a_off, extra);
+        }
+    }
+  }
+  return c.write(cat);
+}
+
+// Two datasets under one root, both with animals a1 and a2 (presets default
+// and paper): migvis on s1..s3 of each, and an eval chain on each s1 VAE.
+// Values on `paper` are 1 higher.
+inline migvis::Status fill_two_dataset_catalog(catalog::Catalog& cat) {
+  using catalog::json;
+  ChainCatalog c;
+  for (std::string preset : {"default", "paper"}) {
+    double d_off = preset == "paper" ? 1.0 : 0.0;
+    std::string data = c.add("data", {{"dataset", preset}}, {{"preset", preset}, {"seed", 7}}, 7, json::object());
+    std::string diffusion = c.add("diffusion", json::object(), {{"steps", 600}}, 5, {{"data", data}});
+    for (std::string animal : {"a1", "a2"})
+      for (int s = 1; s <= 3; ++s) {
+        json key = {{"animal", animal}, {"session", fmt::format("s{}", s)}};
+        std::string v = c.add("vae", key, demo_vae_params("migvis"), 1, {{"data", data}});
+        c.vae_metrics(v, 0, s, 1, 0, d_off);
+        if (s == 1) c.eval_chain(data, diffusion, v, key, 1, preset == "paper", 0.6, d_off);
+      }
+  }
+  return c.write(cat);
 }
 
 }  // namespace migvis::testing

@@ -115,5 +115,50 @@ TEST(H5Test, AtomicFileOnlyAppearsOnCommit) {
   EXPECT_EQ((*f->read_vector<float>("x"))[0], 2.f);
 }
 
+Status inject_fault(const fs::path&) { return Status::IoError("injected fault between write and rename"); }
+
+TEST(H5Test, AtomicFileFaultBeforeRenameKeepsThePreviousFile) {
+  migvis::testing::TempDir tmp;
+  fs::path dest = tmp / "out.h5";
+  {
+    auto af = AtomicFile::create(dest);
+    ASSERT_TRUE((*af)->file().write_vector<float>("x", {1}).ok());
+    ASSERT_TRUE((*af)->commit().ok());
+  }
+  AtomicPath::set_before_rename_hook_for_test(&inject_fault);
+  {
+    auto af = AtomicFile::create(dest);
+    ASSERT_TRUE((*af)->file().write_vector<float>("x", {2}).ok());
+    EXPECT_EQ((*af)->commit().code(), StatusCode::kIoError);
+  }
+  AtomicPath::set_before_rename_hook_for_test(nullptr);
+  auto f = File::open(dest);
+  ASSERT_TRUE(f.ok()) << "the previous file is still a valid HDF5 file";
+  EXPECT_EQ((*f->read_vector<float>("x"))[0], 1.f);
+  int n = 0;
+  for (auto& e : fs::directory_iterator(tmp.path())) { (void)e; ++n; }
+  EXPECT_EQ(n, 1) << "temporary HDF5 file left behind";
+}
+
+TEST(H5Test, ShapesFromAFileAreCappedBeforeAllocation) {
+  migvis::testing::TempDir tmp;
+  fs::path p = tmp / "big.h5";
+  {
+    auto f = File::create(p);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->write<float>("x", Array<float>({1000, 300}, std::vector<float>(300000, 1.f))).ok());
+  }
+  auto f = File::open(p);
+  ASSERT_TRUE(f.ok());
+  setenv("MIGVIS_MAX_READ_GB", "0.001", 1);  // ~1 MiB < 1.2 MB of floats
+  auto r = f->read<float>("x");
+  unsetenv("MIGVIS_MAX_READ_GB");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("[1000, 300]"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("MIGVIS_MAX_READ_GB"), std::string::npos);
+  EXPECT_TRUE(f->read<float>("x").ok()) << "within the default cap";
+}
+
 }  // namespace
 }  // namespace migvis::h5

@@ -36,7 +36,7 @@ TEST(ReportBrowserTest, RendersInHeadlessChromium) {
   std::string chromium;
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
     if (fs::exists(c)) chromium = c;
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium); skipping the browser test";
+  if (chromium.empty()) MIGVIS_SKIP_WITHOUT("chromium") << "chromium is not installed (apt-get install chromium); skipping the browser test";
   TempDir tmp;
   {
     auto c = Catalog::open(tmp / "migvis.db", Catalog::Mode::kReadWrite);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <functional>
 #include <set>
 
 namespace migvis::metrics {
@@ -132,7 +134,10 @@ TEST(MetricsTest, SapHighForIndicatorDimsAndLowForNoise) {
   const int64_t n = 1000;
   auto lab = torch::randint(10, {n}, torch::kInt64);
   auto z = torch::one_hot(lab, 10).to(kF64) + 0.1 * torch::randn({n, 10}, kF64);
-  EXPECT_GT(sap_score(z, lab, 1, 0), 0.4);
+  // Class c's own indicator: balanced accuracy ~1. Any other indicator j says "not j",
+  // which a class-balanced classifier turns into "c" with TPR 1, TNR 1/9: 5/9.
+  // Gap ~ 1 - 5/9 = 4/9 (a little less: the second best is a max over 9 noisy units).
+  EXPECT_NEAR(sap_score(z, lab, 1, 0), 4.0 / 9.0, 0.08);
   EXPECT_LT(sap_score(torch::randn({n, 10}, kF64), lab, 1, 0), 0.1);
   EXPECT_GT(sap_score(z, lab, 5, 0), 0.0);
 }
@@ -184,6 +189,124 @@ TEST(MetricsTest, GroupFactorMatrixAndRecovery) {
   auto mm = group_factor_matrix(mixed, 2, f, train, test);
   EXPECT_LT(recovery_score(mm, {"pose", "category"}).score, 0.05);
   EXPECT_EQ(recovery_score(m, {"size"}).score, 0.0);
+}
+
+TEST(MetricsTest, SapSeesAWeakButSpecificUnit) {
+  // A unit that shifts by one standard deviation on a 10% class is informative, but
+  // unweighted least squares on a 10%-positive target never predicts the class from
+  // it (balanced accuracy 0.5 for every unit: SAP 0). Class-balanced weights see it.
+  torch::manual_seed(10);
+  const int64_t n = 2000;
+  auto lab = torch::randint(10, {n}, torch::kInt64);
+  auto z = torch::randn({n, 10}, kF64) + torch::one_hot(lab, 10).to(kF64);
+  // Own unit: threshold half-way, balanced accuracy P(N(0,1) < 0.5) ~ 0.69; other units
+  // shift by -1/9 on the class (~0.52, max over 9 noisy ones ~0.55): gap ~0.14.
+  EXPECT_GT(sap_score(z, lab, 1, 0), 0.07);
+  auto plain = fit_ridge_classifier(z.slice(1, 0, 1), (lab == 0).to(torch::kInt64), 2);
+  EXPECT_EQ(plain.predict(z.slice(1, 0, 1)).sum().item<int64_t>(), 0) << "the degenerate case this guards against";
+}
+
+TEST(MetricsTest, WeightedRidgeEqualsRepeatedRows) {
+  auto x = torch::tensor({0.0, 1.0, 2.0, 3.0}, kF64).unsqueeze(1);
+  auto y = torch::tensor({1.0, 3.0, 2.0, 6.0}, kF64);
+  auto w = torch::tensor({1.0, 2.0, 1.0, 3.0}, kF64);
+  auto xr = torch::tensor({0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0}, kF64).unsqueeze(1);
+  auto yr = torch::tensor({1.0, 3.0, 3.0, 2.0, 6.0, 6.0, 6.0}, kF64);
+  auto a = fit_ridge(x, y, 0.5, w), b = fit_ridge(xr, yr, 0.5);
+  EXPECT_TRUE(torch::allclose(a.w, b.w, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(a.b, b.b, 1e-12, 1e-12));
+}
+
+TEST(MetricsTest, LinearReadoutOfPoseLabels) {
+  torch::manual_seed(11);
+  const int64_t n = 600;
+  auto z = torch::randn({n, 5}, kF64);
+  auto y = torch::stack({z.select(1, 0) * 2 + 1, z.select(1, 3) - z.select(1, 4)}, 1);
+  auto train = torch::arange(0, 480, torch::kInt64), test = torch::arange(480, n, torch::kInt64);
+  auto r = linear_readout(z, y, train, test);
+  EXPECT_GT(r.r2, 0.99);
+  EXPECT_LT(r.rmse, 0.05);
+  auto noise = linear_readout(torch::randn({n, 5}, kF64), y, train, test);
+  EXPECT_LT(noise.r2, 0.05);
+  // RMSE is in the targets' units: about their standard deviation when nothing is read.
+  EXPECT_NEAR(noise.rmse, y.index({test}).std(0).mean().item<double>(), 0.3);
+}
+
+// A planted-disentangled latent: 4 groups of 2 dimensions; group g's first dimension
+// is factor g (standardised, + small noise), its second independent noise. Two
+// entangled versions hold exactly the same information, spread over dimensions and
+// groups: z_mix under the normalised 8x8 Hadamard rotation (every factor loads 1/8 of
+// its variance on every dimension: maximally entangled), z_rot under a seeded random
+// rotation (entangled to a random degree: some factors may keep a dominant dimension).
+struct Planted {
+  std::vector<FactorLabels> factors;
+  Tensor z, z_mix, z_rot, images, train, test;
+};
+Planted planted(int64_t n, uint64_t seed) {
+  torch::manual_seed(seed);
+  Planted p;
+  auto cat = torch::randint(4, {n}, torch::kInt64);
+  p.factors = {{"category", "category", true, cat},
+               {"rxy", "pose", false, torch::rand({n}, kF64) * 90 - 45},
+               {"tx", "position", false, torch::rand({n}, kF64) * 0.3 - 0.15},
+               {"size", "size", false, torch::rand({n}, kF64) * 0.25 + 0.35}};
+  const int64_t g = 4, r = 2, d = g * r;
+  p.z = torch::randn({n, d}, kF64);
+  for (int64_t k = 0; k < g; ++k) {
+    auto v = p.factors[k].values.to(kF64);
+    p.z.select(1, k * r).copy_((v - v.mean()) / v.std() + 0.1 * torch::randn({n}, kF64));
+  }
+  auto q = std::get<0>(torch::linalg::qr(torch::randn({d, d}, kF64)));
+  p.z_rot = p.z.matmul(q);
+  auto h = torch::ones({1, 1}, kF64);  // Sylvester: H_2n = [[H, H], [H, -H]]
+  while (h.size(0) < d) h = torch::cat({torch::cat({h, h}, 1), torch::cat({h, -h}, 1)}, 0);
+  p.z_mix = p.z.matmul(h / std::sqrt(static_cast<double>(d)));
+  // "Images" whose dominant structure is the category (the pseudo-factor of SAP).
+  auto protos = torch::randn({4, 32}, kF64) * 3;
+  p.images = protos.index({cat}) + 0.3 * torch::randn({n, 32}, kF64);
+  p.train = torch::arange(0, n * 4 / 5, torch::kInt64);
+  p.test = torch::arange(n * 4 / 5, n, torch::kInt64);
+  return p;
+}
+
+TEST(MetricsTest, EachMetricRanksPlantedDisentangledAboveARotation) {
+  auto p = planted(2000, 12);
+  auto pseudo = image_pseudo_factor(p.images, 0, 5, 4);
+  ASSERT_NEAR(mutual_info(pseudo, p.factors[0].values), std::log(4.0), 0.05) << "pseudo-factor = category";
+  struct Named {
+    const char* name;
+    std::function<double(const Tensor&)> f;
+  };
+  const std::vector<Named> metrics = {
+      {"mig", [&](const Tensor& z) { return mig(unit_codes(z, 1, 0), p.factors); }},
+      {"mig_group", [&](const Tensor& z) { return mig(unit_codes(z, 2, 0), p.factors); }},
+      {"sap", [&](const Tensor& z) { return sap_score(z, pseudo, 1, 0); }},
+      {"sap_group", [&](const Tensor& z) { return sap_score(z, pseudo, 2, 0); }},
+      {"sap_factors", [&](const Tensor& z) { return sap_factors(z, 1, p.factors, p.train, p.test); }},
+      {"sap_factors_group", [&](const Tensor& z) { return sap_factors(z, 2, p.factors, p.train, p.test); }},
+      {"factorvae_factors", [&](const Tensor& z) { return factorvae_factors(z, 1, p.factors, 0); }},
+      {"factorvae_factors_group", [&](const Tensor& z) { return factorvae_factors(z, 2, p.factors, 0); }},
+  };
+  for (const auto& m : metrics) {
+    double planted_score = m.f(p.z), mixed = m.f(p.z_mix), rotated = m.f(p.z_rot);
+    EXPECT_GT(planted_score, mixed + 0.1) << m.name << ": planted " << planted_score << ", Hadamard " << mixed;
+    EXPECT_GT(planted_score, rotated) << m.name << ": planted " << planted_score << ", random rotation " << rotated;
+    std::printf("%-24s planted %.3f  Hadamard %.3f  random rotation %.3f\n", m.name, planted_score, mixed, rotated);
+  }
+  // The unsupervised FactorVAE-style score cannot: a rotation of the latent space
+  // (with the matching rotation of a decoder / re-encoder) leaves "which unit
+  // changed" exactly as visible as before. Documented in docs/METRICS.md.
+  double fv = factorvae_score(p.z, 1, {}, 0, 2000, 10), fv_mix = factorvae_score(p.z_mix, 1, {}, 0, 2000, 10);
+  EXPECT_NEAR(fv, fv_mix, 0.05);
+  std::printf("%-24s planted %.3f  Hadamard %.3f (rotation-invariant)\n", "factorvae", fv, fv_mix);
+}
+
+TEST(MetricsTest, SupervisedFactorVaeIgnoresCollapsedDimsAndIsSeeded) {
+  auto p = planted(1000, 13);
+  // A constant dimension has zero variance in every vote; it must not win them all.
+  auto z = torch::cat({p.z, torch::zeros({1000, 2}, kF64)}, 1);
+  EXPECT_GT(factorvae_factors(z, 1, p.factors, 3), 0.9);
+  EXPECT_EQ(factorvae_factors(z, 1, p.factors, 3), factorvae_factors(z, 1, p.factors, 3));
 }
 
 }  // namespace

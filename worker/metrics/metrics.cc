@@ -82,6 +82,10 @@ Lda fit_lda(const Tensor& x, const Tensor& y, int64_t k, double shrink = 1e-3) {
   return l;
 }
 
+// Held-out linear decodability of one factor from standardised features xs [N, F]:
+// ridge R^2 (continuous) or LDA chance-corrected accuracy (categorical), clamped to [0, 1].
+double factor_score(const Tensor& xs, const FactorLabels& f, const Tensor& train, const Tensor& test);
+
 }  // namespace
 
 // ------------------------------------------------------------- k-means, PCA
@@ -158,22 +162,32 @@ PcaResult pca(const Tensor& x_in, int64_t k) {
 
 // ----------------------------------------------------------------- ridge
 
-Ridge fit_ridge(const Tensor& x_in, const Tensor& y_in, double alpha) {
+Ridge fit_ridge(const Tensor& x_in, const Tensor& y_in, double alpha, const Tensor& sample_weight) {
   Tensor x = f64(x_in);
   Tensor y = f64(y_in);
   if (y.dim() == 1) y = y.unsqueeze(1);
-  auto xm = x.mean(0), ym = y.mean(0);
+  Tensor w = sample_weight.defined() ? f64(sample_weight).flatten().unsqueeze(1)
+                                     : torch::ones({x.size(0), 1}, x.options());
+  auto xm = (w * x).sum(0) / w.sum(), ym = (w * y).sum(0) / w.sum();
   auto xc = x - xm, yc = y - ym;
-  auto a = xc.t().matmul(xc) + alpha * torch::eye(x.size(1), x.options());
+  auto a = (w * xc).t().matmul(xc) + alpha * torch::eye(x.size(1), x.options());
   Ridge r;
-  r.w = torch::linalg::solve(a, xc.t().matmul(yc), /*left=*/true);  // [F, T]
+  r.w = torch::linalg::solve(a, (w * xc).t().matmul(yc), /*left=*/true);  // [F, T]
   r.b = ym - xm.matmul(r.w);
   return r;
 }
 
-RidgeClassifier fit_ridge_classifier(const Tensor& x, const Tensor& y, int64_t n_classes, double alpha) {
-  auto targets = torch::one_hot(y.to(torch::kInt64), n_classes).to(kF64) * 2 - 1;  // {-1, +1}
-  return RidgeClassifier{fit_ridge(x, targets, alpha)};
+RidgeClassifier fit_ridge_classifier(const Tensor& x, const Tensor& y_in, int64_t n_classes, double alpha,
+                                     bool balanced) {
+  auto y = y_in.to(torch::kInt64);
+  auto targets = torch::one_hot(y, n_classes).to(kF64) * 2 - 1;  // {-1, +1}
+  Tensor w;
+  if (balanced) {  // sklearn's class_weight="balanced": n / (n_classes_present * count(class))
+    auto counts = torch::bincount(y, {}, n_classes).to(kF64);
+    double present = (counts > 0).sum().item<double>();
+    w = (static_cast<double>(y.size(0)) / (present * counts.clamp_min(1))).index({y});
+  }
+  return RidgeClassifier{fit_ridge(x, targets, alpha, w)};
 }
 
 double accuracy(const Tensor& pred, const Tensor& y) {
@@ -324,7 +338,9 @@ double sap_score(const Tensor& z_in, const Tensor& pseudo, int64_t unit_size, ui
     for (int64_t u = 0; u < units; ++u) {
       auto xu = z.slice(1, u * unit_size, (u + 1) * unit_size);
       auto xs = standardise_cols(xu, xu.index({train}));
-      auto clf = fit_ridge_classifier(xs.index({train}), target.index({train}), 2);
+      // Balanced class weights: unweighted least squares on a ~10%-positive target
+      // never crosses the decision threshold from one unit, so every unit scored 0.5.
+      auto clf = fit_ridge_classifier(xs.index({train}), target.index({train}), 2, 1.0, /*balanced=*/true);
       accs.push_back(balanced_accuracy(clf.predict(xs.index({test})), target.index({test})));
     }
     std::sort(accs.rbegin(), accs.rend());
@@ -332,6 +348,134 @@ double sap_score(const Tensor& z_in, const Tensor& pseudo, int64_t unit_size, ui
     ++count;
   }
   return count ? sum / static_cast<double>(count) : 0.0;
+}
+
+namespace {
+
+double factor_score(const Tensor& xs, const FactorLabels& f, const Tensor& train, const Tensor& test) {
+  auto xtr = xs.index({train}), xte = xs.index({test});
+  double s;
+  if (f.categorical) {
+    auto y = f.values.to(torch::kInt64);
+    int64_t k = y.max().item<int64_t>() + 1;
+    auto ytr = y.index({train});
+    double p_major = torch::bincount(ytr, {}, k).max().item<double>() / static_cast<double>(ytr.size(0));
+    auto clf = fit_lda(xtr, ytr, k);
+    double acc = accuracy(clf.predict(xte), y.index({test}));
+    s = p_major < 1 ? (acc - p_major) / (1 - p_major) : 0.0;
+  } else {
+    auto y = f64(f.values).unsqueeze(1);
+    auto ridge = fit_ridge(xtr, y.index({train}));
+    s = r2_score(ridge.predict(xte), y.index({test}));
+  }
+  return std::clamp(s, 0.0, 1.0);
+}
+
+// Factors that vary on the training rows (the others carry nothing to score).
+std::vector<const FactorLabels*> varying(const std::vector<FactorLabels>& factors, const Tensor& rows) {
+  std::vector<const FactorLabels*> out;
+  for (const auto& f : factors)
+    if (entropy(f.codes().index({rows})) > 1e-12) out.push_back(&f);
+  return out;
+}
+
+}  // namespace
+
+Tensor unit_factor_scores(const Tensor& z_in, int64_t unit_size, const std::vector<FactorLabels>& factors,
+                          const Tensor& train, const Tensor& test) {
+  Tensor z = f64(z_in);
+  TORCH_CHECK(unit_size > 0 && z.size(1) % unit_size == 0, "unit_factor_scores: D not divisible by unit size");
+  const int64_t units = z.size(1) / unit_size;
+  Tensor out = torch::zeros({units, static_cast<int64_t>(factors.size())}, kF64);
+  for (int64_t u = 0; u < units; ++u) {
+    auto zu = z.slice(1, u * unit_size, (u + 1) * unit_size);
+    auto xs = standardise_cols(zu, zu.index({train}));
+    for (size_t c = 0; c < factors.size(); ++c)
+      out[u][static_cast<int64_t>(c)] = factor_score(xs, factors[c], train, test);
+  }
+  return out;
+}
+
+double sap_factors(const Tensor& z, int64_t unit_size, const std::vector<FactorLabels>& factors, const Tensor& train,
+                   const Tensor& test) {
+  auto used = varying(factors, train);
+  if (used.empty()) return 0.0;
+  std::vector<FactorLabels> fs;
+  for (auto* f : used) fs.push_back(*f);
+  auto s = unit_factor_scores(z, unit_size, fs, train, test);  // [U, F]
+  TORCH_CHECK(s.size(0) >= 2, "sap_factors: needs at least 2 units");
+  auto top2 = std::get<0>(s.topk(2, 0));  // [2, F]
+  return (top2[0] - top2[1]).mean().item<double>();
+}
+
+double factorvae_factors(const Tensor& z_in, int64_t unit_size, const std::vector<FactorLabels>& factors,
+                         uint64_t seed, int64_t n_train_votes, int64_t n_eval_votes, int64_t batch) {
+  Tensor z = f64(z_in);
+  const int64_t n = z.size(0), d = z.size(1);
+  TORCH_CHECK(unit_size > 0 && d % unit_size == 0, "factorvae_factors: D not divisible by unit size");
+  const int64_t units = d / unit_size;
+  auto sd = z.std(0, /*unbiased=*/false);
+  auto active = sd >= 0.05;  // collapsed dimensions would always win the argmin
+  if (active.sum().item<int64_t>() == 0) return 0.0;
+  Tensor zn = z / sd.clamp_min(1e-12);
+  // Rows sharing each factor's value (class id, or one of 20 bins of a continuous factor).
+  std::vector<std::vector<int64_t>> code_of(factors.size());                       // [factor][row]
+  std::vector<std::map<int64_t, std::vector<int64_t>>> rows_with(factors.size());  // [factor][code] -> rows
+  std::vector<int64_t> usable;
+  for (size_t k = 0; k < factors.size(); ++k) {
+    auto codes = factors[k].codes().contiguous();
+    code_of[k].assign(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + n);
+    for (int64_t i = 0; i < n; ++i) rows_with[k][code_of[k][i]].push_back(i);
+    bool repeats = false;  // some value shared by two rows (else no vote can fix this factor)
+    for (const auto& kv : rows_with[k]) repeats = repeats || kv.second.size() >= 2;
+    if (rows_with[k].size() >= 2 && repeats) usable.push_back(static_cast<int64_t>(k));
+  }
+  if (usable.empty()) return 0.0;
+  std::mt19937_64 rng(seed);
+  const int64_t votes = n_train_votes + n_eval_votes;
+  std::vector<int64_t> idx, vote_factor;
+  idx.reserve(votes * batch);
+  while (static_cast<int64_t>(vote_factor.size()) < votes) {
+    int64_t k = usable[std::uniform_int_distribution<size_t>(0, usable.size() - 1)(rng)];
+    const auto& same = rows_with[k][code_of[k][std::uniform_int_distribution<int64_t>(0, n - 1)(rng)]];
+    if (same.size() < 2) continue;  // a value seen once fixes nothing measurable
+    std::uniform_int_distribution<size_t> pick(0, same.size() - 1);
+    for (int64_t l = 0; l < batch; ++l) idx.push_back(same[pick(rng)]);
+    vote_factor.push_back(k);
+  }
+  auto var = zn.index({torch::tensor(idx, torch::kInt64)}).view({votes, batch, d}).var(1, /*unbiased=*/false);
+  // A unit's variance: mean over its active dimensions; a unit without any never wins.
+  auto act = active.to(kF64);
+  auto unit_act = act.view({units, unit_size}).sum(1);
+  auto unit_var = (var * act).view({votes, units, unit_size}).sum(2) / unit_act.clamp_min(1);
+  unit_var = torch::where(unit_act > 0, unit_var, torch::full_like(unit_var, std::numeric_limits<double>::infinity()));
+  auto winner = unit_var.argmin(1);
+  auto wa = winner.accessor<int64_t, 1>();
+  // Majority-vote classifier unit -> factor on the training votes, accuracy on the others.
+  std::vector<std::vector<int64_t>> counts(units, std::vector<int64_t>(factors.size(), 0));
+  for (int64_t v = 0; v < n_train_votes; ++v) ++counts[wa[v]][vote_factor[v]];
+  std::vector<int64_t> label(units, -1);
+  for (int64_t u = 0; u < units; ++u) {
+    int64_t best = 0;
+    for (size_t k = 0; k < factors.size(); ++k)
+      if (counts[u][k] > best) { best = counts[u][k]; label[u] = static_cast<int64_t>(k); }
+  }
+  int64_t right = 0;
+  for (int64_t v = n_train_votes; v < votes; ++v) right += label[wa[v]] == vote_factor[v];
+  return static_cast<double>(right) / static_cast<double>(std::max<int64_t>(1, n_eval_votes));
+}
+
+Readout linear_readout(const Tensor& z_in, const Tensor& y_in, const Tensor& train, const Tensor& test, double alpha) {
+  Tensor z = f64(z_in), y = f64(y_in);
+  if (y.dim() == 1) y = y.unsqueeze(1);
+  Readout out;
+  if (y.size(1) == 0) return out;
+  auto xs = standardise_cols(z, z.index({train}));
+  auto ridge = fit_ridge(xs.index({train}), y.index({train}), alpha);
+  auto pred = ridge.predict(xs.index({test}));
+  out.r2 = r2_score(pred, y.index({test}));
+  out.rmse = std::sqrt(mse(pred, y.index({test})));
+  return out;
 }
 
 // --------------------------------------------------------- neural responses
@@ -375,27 +519,13 @@ GroupFactorMatrix group_factor_matrix(const Tensor& z_in, int64_t group_rank, co
   for (int64_t g = 0; g < g_count; ++g) {
     auto zg = z.slice(1, g * group_rank, (g + 1) * group_rank);
     auto xs = standardise_cols(zg, zg.index({train}));
-    auto xtr = xs.index({train}), xte = xs.index({test});
     for (size_t c = 0; c < m.roles.size(); ++c) {
       double sum = 0;
       int n = 0;
       for (const auto& f : factors) {
         if (f.role != m.roles[c]) continue;
-        double s;
-        if (f.categorical) {
-          auto y = f.values.to(torch::kInt64);
-          int64_t k = y.max().item<int64_t>() + 1;
-          auto ytr = y.index({train});
-          double p_major = torch::bincount(ytr, {}, k).max().item<double>() / static_cast<double>(ytr.size(0));
-          auto clf = fit_lda(xtr, ytr, k);
-          double acc = accuracy(clf.predict(xte), y.index({test}));
-          s = p_major < 1 ? (acc - p_major) / (1 - p_major) : 0.0;
-        } else {
-          auto y = f64(f.values).unsqueeze(1);
-          auto ridge = fit_ridge(xtr, y.index({train}));
-          s = r2_score(ridge.predict(xte), y.index({test}));
-        }
-        sum += std::clamp(s, 0.0, 1.0);
+        double s = factor_score(xs, f, train, test);
+        sum += s;
         ++n;
       }
       m.scores[g][static_cast<int64_t>(c)] = n ? sum / n : 0.0;

@@ -1,9 +1,10 @@
 // Evaluation metrics of the neural VAE (shared/MIGVIS_METHOD.md, "Metrics"), on
 // LibTorch tensors: the scikit-learn pieces the reference uses (k-means, PCA,
 // ridge classifier, binned mutual information) re-implemented here, the
-// disentanglement scores (MIG, unsupervised FactorVAE-style, unsupervised SAP)
-// at dimension level (unit_size 1) and group level (unit_size R: a group of R
-// dimensions is one unit), neural reconstruction scores, and the planted-truth
+// disentanglement scores (MIG, unsupervised FactorVAE-style, unsupervised SAP, and
+// supervised SAP / FactorVAE on labelled factors) at dimension level (unit_size 1)
+// and group level (unit_size R: a group of R dimensions is one unit), neural
+// reconstruction scores, the linear read-out of pose labels, and the planted-truth
 // group x factor matrix with its recovery score. docs/METRICS.md defines each.
 //
 // All functions compute in float64 on CPU and are deterministic for a given
@@ -45,17 +46,20 @@ struct Ridge {
   torch::Tensor b;  // [T]
   torch::Tensor predict(const torch::Tensor& x) const { return x.to(torch::kFloat64).matmul(w) + b; }  // [N, T]
 };
-// x: [N, F], y: [N, T] (or [N]) -> fitted model.
-Ridge fit_ridge(const torch::Tensor& x, const torch::Tensor& y, double alpha = 1.0);
+// x: [N, F], y: [N, T] (or [N]) -> fitted model. sample_weight [N] (optional) weights
+// each row's squared error (and the centring means), as sklearn's sample_weight.
+Ridge fit_ridge(const torch::Tensor& x, const torch::Tensor& y, double alpha = 1.0,
+                const torch::Tensor& sample_weight = {});
 
 // sklearn's RidgeClassifier: one-vs-rest targets in {-1, +1}, ridge regression,
-// prediction = argmax. x: [N, F]; y: [N] int64 in [0, n_classes).
+// prediction = argmax. x: [N, F]; y: [N] int64 in [0, n_classes). balanced: sklearn's
+// class_weight="balanced" (row weight n / (classes present * count of its class)).
 struct RidgeClassifier {
   Ridge ridge;
   torch::Tensor predict(const torch::Tensor& x) const { return ridge.predict(x).argmax(1); }  // [N] int64
 };
 RidgeClassifier fit_ridge_classifier(const torch::Tensor& x, const torch::Tensor& y, int64_t n_classes,
-                                     double alpha = 1.0);
+                                     double alpha = 1.0, bool balanced = false);
 
 double accuracy(const torch::Tensor& pred, const torch::Tensor& y);  // [N] int64 each
 // Mean over classes present in y of the per-class recall.
@@ -106,10 +110,42 @@ double factorvae_score(const torch::Tensor& z, int64_t unit_size, const LatentMa
 torch::Tensor image_pseudo_factor(const torch::Tensor& images, uint64_t seed, int64_t n_components = 10,
                                   int64_t n_clusters = 10);
 
-// Unsupervised SAP: for each pseudo-class c, a ridge classifier per unit predicts
-// (label == c) from that unit alone (fit on a seeded 80% of the images, balanced
+// Unsupervised SAP: for each pseudo-class c, a class-balanced ridge classifier per unit
+// predicts (label == c) from that unit alone (fit on a seeded 80% of the images, balanced
 // accuracy on the other 20%); gap best - second best unit; mean over classes.
 double sap_score(const torch::Tensor& z, const torch::Tensor& pseudo_labels, int64_t unit_size, uint64_t seed);
+
+// Held-out linear decodability [U, F] of each factor from each unit alone (the
+// measure of group_factor_matrix, per factor: ridge R^2 or LDA chance-corrected
+// accuracy, clamped to [0, 1]). z: [N, D]; train/test: row indices.
+torch::Tensor unit_factor_scores(const torch::Tensor& z, int64_t unit_size, const std::vector<FactorLabels>& factors,
+                                 const torch::Tensor& train, const torch::Tensor& test);
+
+// Supervised SAP (Kumar et al. 2018) on labelled factors: per factor that varies,
+// unit_factor_scores' best unit minus its second best; mean over factors. In [0, 1].
+double sap_factors(const torch::Tensor& z, int64_t unit_size, const std::vector<FactorLabels>& factors,
+                   const torch::Tensor& train, const torch::Tensor& test);
+
+// Supervised FactorVAE score (Kim & Mnih 2018) on labelled factors, without a
+// simulator: a vote picks a factor k and a random image, draws `batch` images (with
+// replacement) sharing that image's value of k (class id or 20-bin code), and takes
+// the unit of least variance of z / std(z) (a unit's variance: mean over its active
+// dimensions; dimensions with std(z) < 0.05 are inactive and never win). A
+// majority-vote classifier unit -> factor from n_train_votes votes; score = its
+// accuracy on n_eval_votes other votes. Chance ~ 1 / (factors that vary).
+double factorvae_factors(const torch::Tensor& z, int64_t unit_size, const std::vector<FactorLabels>& factors,
+                         uint64_t seed, int64_t n_train_votes = 1000, int64_t n_eval_votes = 500,
+                         int64_t batch = 64);
+
+// Held-out linear read-out of targets y [N, T] from all of z [N, D] (columns
+// standardised on train, ridge alpha fit on train): r2 = mean over targets of the
+// test R^2, rmse = sqrt(mean squared test error over rows and targets), in y's units.
+struct Readout {
+  double r2 = 0;
+  double rmse = 0;
+};
+Readout linear_readout(const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& train,
+                       const torch::Tensor& test, double alpha = 1.0);
 
 // --------------------------------------------------------- neural responses
 

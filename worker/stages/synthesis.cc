@@ -1,6 +1,7 @@
 // Stage `synthesis`: MI-guided editing grids (groups x gammas x source/target
 // pairs x seeds), batched: the grid is cut into chunks of `chunk` items and each
-// chunk runs one eps-model forward/backward per denoising step.
+// chunk runs one eps-model forward/backward per denoising step. gamma = 0 items,
+// the same in every group, are computed once per pair and seed and copied.
 // Inputs: dataset, vae, diffusion, critic. Outputs (out.h5): /images
 // [G, Gamma, P, S, C, H, W] in [0, 1] (attrs groups: 1-based group numbers,
 // gammas), /sources, /targets [P] dataset image indices, /mi [G, Gamma] (critic
@@ -38,7 +39,8 @@ Status run_synthesis_stage(StageContext& ctx) {
   using namespace synthesis;
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"groups", "gammas", "pairs", "seeds", "edit_t", "steps", "eta", "negatives",
-                                        "mode", "chunk", "clip", "sampler"}));
+                                        "mode", "chunk", "clip", "sampler", "guidance_grad",
+                                        "resample_negatives"}));
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path diff_dir, require_input(ctx.spec, "diffusion"));
@@ -64,7 +66,10 @@ Status run_synthesis_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(go.edit_t, p.get_int("edit_t", std::llround(0.9 * T)));
   MIGVIS_ASSIGN_OR_RETURN(go.steps, p.get_int("steps", 27));
   MIGVIS_ASSIGN_OR_RETURN(go.eta, p.get_double("eta", 0.0));
-  MIGVIS_ASSIGN_OR_RETURN(go.clip_x0, p.get_bool("clip", true));
+  MIGVIS_ASSIGN_OR_RETURN(go.clip_x0, p.get_bool("clip", go.clip_x0));
+  MIGVIS_ASSIGN_OR_RETURN(std::string grad_kind, p.get_string("guidance_grad", guidance_grad_name(go.grad)));
+  MIGVIS_ASSIGN_OR_RETURN(go.grad, parse_guidance_grad(grad_kind));
+  MIGVIS_ASSIGN_OR_RETURN(go.resample_negatives, p.get_bool("resample_negatives", go.resample_negatives));
   MIGVIS_ASSIGN_OR_RETURN(std::string mode, p.get_string("mode", "sdedit"));
   MIGVIS_ASSIGN_OR_RETURN(go.mode, parse_start_mode(mode));
   MIGVIS_ASSIGN_OR_RETURN(std::string sampler, p.get_string("sampler", "ddim"));
@@ -108,7 +113,7 @@ Status run_synthesis_stage(StageContext& ctx) {
   const int64_t B = G * Gm * P * S;
   GuidedBatch grid;
   std::vector<torch::Tensor> xs, zs;
-  std::vector<int64_t> grp;
+  std::vector<int64_t> grp, trow;
   std::vector<double> gam;
   for (int64_t gi = 0; gi < G; ++gi)
     for (int64_t ci = 0; ci < Gm; ++ci)
@@ -122,43 +127,56 @@ Status run_synthesis_stage(StageContext& ctx) {
           grp.push_back(g0);
           gam.push_back(gammas[ci]);
           grid.noise_seed.push_back(mix_seed(ctx.spec.seed, pi, si));
+          // Per-step negatives: the same draws for a pair and seed in every group and gamma.
+          grid.negative_seed.push_back(mix_seed(mix_seed(ctx.spec.seed, 77, 78), pi, si));
+          trow.push_back(tgt_row[pi]);
         }
   grid.x_source = torch::stack(xs);
   grid.z_cand = torch::stack(zs);
   grid.group = torch::tensor(grp, torch::kLong);
   grid.gamma = torch::tensor(gam, torch::kFloat32);
+  grid.z_pool = vae.latents;
+  grid.target_row = torch::tensor(trow, torch::kLong);
+  // gamma == 0 items of one pair and seed are the same edit in every group: computed once.
+  const DedupedGrid dg = dedup_unguided(grid);
+  const int64_t U = dg.unique.size();
 
-  MIGVIS_LOG_INFO("synthesis: {} items ({} groups x {} gammas x {} pairs x {} seeds), chunk {}, edit_t {} of {}, {} steps, {}",
-                  B, G, Gm, P, S, chunk, go.edit_t, T, go.steps, mode);
+  MIGVIS_LOG_INFO("synthesis: {} items ({} groups x {} gammas x {} pairs x {} seeds; {} computed, {} unguided duplicates "
+                  "copied), chunk {}, edit_t {} of {}, {} steps, {}, guidance_grad {}, resample_negatives {}, clip {}",
+                  B, G, Gm, P, S, U, B - U, chunk, go.edit_t, T, go.steps, mode, grad_kind, go.resample_negatives,
+                  go.clip_x0);
   // Ranks split the grid by whole chunks (contiguous blocks, in order), so every
   // chunk is computed exactly as a single process would and rank 0 gathers a
   // result identical to the single-rank one.
-  const int64_t n_chunks = (B + chunk - 1) / chunk;
+  const int64_t n_chunks = (U + chunk - 1) / chunk;
   const Shard mine = shard_for(n_chunks, ctx.comm->rank(), ctx.comm->size());
-  std::vector<torch::Tensor> out_x, out_mi;
+  std::vector<torch::Tensor> out_x;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t ck = mine.begin; ck < mine.end; ++ck) {
     const int64_t c0 = ck * chunk;
     if (ctx.should_stop()) return Status::Unavailable("synthesis stopped on request before finishing (no checkpoint; rerun)");
-    auto part = grid.slice(c0, std::min(B, c0 + chunk));
+    auto part = dg.unique.slice(c0, std::min(U, c0 + chunk));
     auto x = guided_edit(model.eps, crit, model.schedule, part, go);
-    out_mi.push_back(reached_mi(crit, x, part).to(torch::kFloat32));
     out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).contiguous());
     if (ctx.comm->is_root())
-      (void)schema::write_progress({std::min(B, (ck + 1) * chunk), B, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
+      (void)schema::write_progress({std::min(U, (ck + 1) * chunk), U, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
   }
   const int64_t S_px = images01.size(2);
   auto local_x = out_x.empty() ? torch::empty({0, model.channels, S_px, S_px}) : torch::cat(out_x);
-  auto local_mi = out_mi.empty() ? torch::empty({0}) : torch::cat(out_mi);
   MIGVIS_ASSIGN_OR_RETURN(auto images_all, ctx.comm->gather_rows(local_x.contiguous(), 0));
-  MIGVIS_ASSIGN_OR_RETURN(auto mi_all, ctx.comm->gather_rows(local_mi.contiguous(), 0));
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!ctx.comm->is_root()) return Status::Ok();
-  auto images = images_all.to(torch::kFloat32).contiguous();  // [B, C, S, S]
-  auto mi_items = mi_all.to(torch::kFloat32).contiguous();    // [B]
-  if (images.size(0) != B || mi_items.size(0) != B)
-    return Status::Internal(fmt::format("synthesis: gathered {} images and {} MI values, expected {}", images.size(0),
-                                        mi_items.size(0), B));
+  if (images_all.size(0) != U)
+    return Status::Internal(fmt::format("synthesis: gathered {} images, expected {}", images_all.size(0), U));
+  auto images = images_all.to(torch::kFloat32).index_select(0, torch::tensor(dg.slot, torch::kLong)).contiguous();  // [B, C, S, S]
+  // The bound each grid item reached against its own group's fixed candidates
+  // (per item, so also for the copied gamma == 0 images).
+  std::vector<torch::Tensor> mi_parts;
+  for (int64_t c0 = 0; c0 < B; c0 += chunk) {
+    const int64_t c1 = std::min(B, c0 + chunk);
+    mi_parts.push_back(reached_mi(crit, images.slice(0, c0, c1) * 2 - 1, grid.slice(c0, c1)).to(torch::kFloat32));
+  }
+  auto mi_items = torch::cat(mi_parts).contiguous();  // [B]
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   const int64_t C = images.size(1), H = images.size(2), W = images.size(3);
   MIGVIS_ASSIGN_OR_RETURN(auto af, h5::AtomicFile::create(ctx.dir / schema::kOutFile));

@@ -278,6 +278,8 @@ Status run_vae_stage(StageContext& ctx) {
   double best_loss = std::numeric_limits<double>::infinity();
   int64_t epoch = 0, bad_evals = 0;
   bool done = false;
+  double tc_share_sum = 0;  // TC term's share of the gradient norm, first batch of each epoch
+  int64_t tc_share_n = 0;
   CheckpointState st;
   st.modules = {{"model", model.get()}, {"best", best.get()}};
   st.optimizers = {{"adam", &opt}};
@@ -286,7 +288,8 @@ Status run_vae_stage(StageContext& ctx) {
     st.tensors = {{"rng", at::detail::getDefaultCPUGenerator().get_state()},
                   {"train_loss", Curves::pack(curves.train_step, curves.train_val)},
                   {"test_loss", Curves::pack(curves.test_step, curves.test_val)},
-                  {"scalars", torch::tensor({best_loss, static_cast<double>(bad_evals), done ? 1.0 : 0.0},
+                  {"scalars", torch::tensor({best_loss, static_cast<double>(bad_evals), done ? 1.0 : 0.0,
+                                             tc_share_sum, static_cast<double>(tc_share_n)},
                                             torch::kFloat64)}};
   };
   {
@@ -302,6 +305,7 @@ Status run_vae_stage(StageContext& ctx) {
       best_loss = sc[0].item<double>();
       bad_evals = static_cast<int64_t>(sc[1].item<double>());
       done = sc[2].item<double>() > 0.5;
+      if (sc.numel() >= 5) tc_share_sum = sc[3].item<double>(), tc_share_n = static_cast<int64_t>(sc[4].item<double>());
       MIGVIS_LOG_INFO("vae: resumed at epoch {} from {}", epoch, ck.dir().string());
     }
   }
@@ -333,6 +337,8 @@ Status run_vae_stage(StageContext& ctx) {
       opt.zero_grad();
       auto out = model->forward(x, s, /*sample=*/true);
       auto parts = vae::vae_loss(out, x, take_rows(sd.pose, rows), take_rows(sd.category, rows), opts, cfg.weights);
+      if (i == 0 && parts.tc_term.requires_grad())
+        tc_share_sum += vae::grad_norm_share(parts.tc_term, parts.total, model->parameters()), ++tc_share_n;
       parts.total.backward();
       opt.step();
       sum += parts.total.item<double>() * static_cast<double>(rows.size(0));
@@ -408,6 +414,7 @@ Status run_vae_stage(StageContext& ctx) {
   m["test_r2"] = test_r2 / w_total;
   m["test_mse"] = test_mse / w_total;
   m["train_r2"] = train_r2 / w_total;
+  if (tc_share_n > 0) m["tc_grad_share"] = tc_share_sum / static_cast<double>(tc_share_n);
   if (bps_w > 0) m["test_bits_per_spike"] = bps / bps_w;
 
   // Factor labels of the seen images.
@@ -454,6 +461,22 @@ Status run_vae_stage(StageContext& ctx) {
   metrics::GroupFactorMatrix gfm;
   if (!factors.empty())
     gfm = metrics::group_factor_matrix(latents, r, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+  if (!factors.empty()) {  // supervised SAP / FactorVAE on the dataset's factors (docs/METRICS.md)
+    m["sap_factors"] = metrics::sap_factors(latents, 1, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["sap_factors_group"] = metrics::sap_factors(latents, r, factors, torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["factorvae_factors"] = metrics::factorvae_factors(latents, 1, factors, eval_seed);
+    m["factorvae_factors_group"] = metrics::factorvae_factors(latents, r, factors, eval_seed);
+  }
+  if (!pose_factors.empty()) {  // the supervised pose labels (standardised) read linearly from the latents
+    std::vector<double> pose;
+    for (int32_t img : seen)
+      for (size_t k = 0; k < pose_factors.size(); ++k)
+        pose.push_back((pose_factors[k]->values[img] - pose_mean[k]) / pose_sd[k]);
+    auto ro = metrics::linear_readout(latents, torch::tensor(pose, torch::kFloat64).view({n_seen, -1}),
+                                      torch::tensor(tr_rows), torch::tensor(te_rows));
+    m["pose_test_r2"] = ro.r2;
+    m["pose_test_rmse"] = ro.rmse;
+  }
   if (ds.truth && !gfm.roles.empty()) {
     std::vector<std::string> planted;
     for (const auto& gf : ds.truth->group_factor)

@@ -12,7 +12,7 @@ namespace migvis::worker {
 
 // job.yaml params (all optional; unknown keys are rejected):
 //   model (migvis), groups (4), group_rank (6), hidden (64), recon (mse), w_guid (0.2),
-//   w_kl (0.002), w_tc (4e-7), beta (4), lr (1e-3), batch (64), epochs (200),
+//   w_kl (0.002), w_tc (0.02), beta (4), lr (1e-3), batch (64), epochs (200),
 //   weight_decay (1e-5), test_fraction (0.2), eval_every (5), patience (10 evals; 0 = off),
 //   eval_pairs (10000; pairs of the FactorVAE-style score).
 // inputs: dataset (path of dataset.h5). key: animal, session.

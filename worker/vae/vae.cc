@@ -80,8 +80,8 @@ torch::Tensor kl_normal(const torch::Tensor& mu, const torch::Tensor& logvar) {
   return (0.5 * (mu.pow(2) + torch::exp(logvar) - 1.0 - logvar)).mean();
 }
 
-torch::Tensor group_tc(const torch::Tensor& z, const torch::Tensor& mu, const torch::Tensor& logvar,
-                       int64_t group_size, int64_t dataset_size) {
+torch::Tensor group_tc_reference(const torch::Tensor& z, const torch::Tensor& mu, const torch::Tensor& logvar,
+                                 int64_t group_size, int64_t dataset_size) {
   const int64_t b = z.size(0), d = z.size(1);
   TORCH_CHECK(group_size > 0 && d % group_size == 0, "group_tc: D = ", d, " not divisible by group size ", group_size);
   const int64_t g = d / group_size;
@@ -99,6 +99,36 @@ torch::Tensor group_tc(const torch::Tensor& z, const torch::Tensor& mu, const to
   return (log_qz - log_qzg).mean();
 }
 
+torch::Tensor group_tc(const torch::Tensor& z, const torch::Tensor& mu, const torch::Tensor& logvar,
+                       int64_t group_size, int64_t dataset_size) {
+  const int64_t b = z.size(0), d = z.size(1);
+  TORCH_CHECK(group_size > 0 && d % group_size == 0, "group_tc: D = ", d, " not divisible by group size ", group_size);
+  const int64_t g = d / group_size, r = group_size;
+  // The matmul in float64: the expansion below subtracts terms of size z^2 / sigma^2
+  // to leave (z - mu)^2 / sigma^2, which float32 loses when |z| >> |z - mu|.
+  // Centring on the batch mean of mu (a shift of z and mu alike, so the density
+  // and its gradient are unchanged) keeps those terms small in the first place.
+  auto c = mu.detach().to(torch::kFloat64).mean(0, /*keepdim=*/true);  // [1, D]
+  auto z64 = z.to(torch::kFloat64) - c, mu64 = mu.to(torch::kFloat64) - c, lv64 = logvar.to(torch::kFloat64);
+  auto prec = torch::exp(-lv64);                                        // [B, D] 1 / sigma^2
+  // sum_{k in g} log q(z_ik | x_jk) = -1/2 [ z_i^2 . prec_j - 2 z_i . (mu prec)_j + sum_k (mu^2 prec + lv + log 2 pi)_jk ]
+  // as one batched matmul per group: [z^2, z] . [prec, -2 mu prec]^T.
+  auto per_group = [&](const torch::Tensor& t) { return t.view({b, g, r}).transpose(0, 1); };  // [G, B, R]
+  auto left = torch::cat({per_group(z64 * z64), per_group(z64)}, 2);                              // [G, B_i, 2R]
+  auto mp = mu64 * prec;
+  auto right = torch::cat({per_group(prec), per_group(-2.0 * mp)}, 2);                           // [G, B_j, 2R]
+  auto konst = (mu64 * mp + lv64 + std::log(2.0 * M_PI)).view({b, g, r}).sum(2).transpose(0, 1);  // [G, B_j]
+  // -1/2 (konst + left . right^T) in one pass:                                                    [G, B_i, B_j]
+  // Rounded back to z's dtype once the cancellation is done: the logsumexps then
+  // run at the input's precision (and speed), as in the reference formulation.
+  auto log_density = torch::baddbmm(konst.unsqueeze(1), left, right.transpose(1, 2), /*beta=*/-0.5, /*alpha=*/-0.5)
+                         .to(z.scalar_type());
+  const double log_norm = std::log(static_cast<double>(b) * static_cast<double>(std::max<int64_t>(1, dataset_size)));
+  auto log_qz = torch::logsumexp(log_density.sum(0), 1) - log_norm;           // joint: [B]
+  auto log_qzg = (torch::logsumexp(log_density, 2) - log_norm).sum(0);        // groups: [G, B] -> [B]
+  return (log_qz - log_qzg).mean();
+}
+
 LossParts vae_loss(const VaeOutput& out, const torch::Tensor& x, const torch::Tensor& pose,
                    const torch::Tensor& category, const VaeOptions& o, const LossWeights& w) {
   LossParts p;
@@ -106,6 +136,7 @@ LossParts vae_loss(const VaeOutput& out, const torch::Tensor& x, const torch::Te
   p.recon = o.recon == Recon::kMse ? recon_mse(out.recon, x) : recon_poisson(out.recon, x);
   p.kl = kl_normal(out.mu, out.logvar);
   p.tc = zero;
+  p.tc_term = zero;
   p.pose = zero;
   p.ce = zero;
   const int64_t d = o.latent_dim();
@@ -117,13 +148,17 @@ LossParts vae_loss(const VaeOutput& out, const torch::Tensor& x, const torch::Te
       p.total = p.recon + w.beta * w.w_kl * p.kl;
       break;
     case ModelKind::kTcVae:
+      // Chen et al. 2018: KL = MI + TC + dim-KL, so KL + (beta - 1) TC weighs TC by
+      // beta. kl is a per-dimension mean, so TC (a per-sample sum) is divided by D.
       p.tc = group_tc(out.z, out.mu, out.logvar, 1);
-      p.total = p.recon + w.w_kl * (p.kl + (w.beta - 1.0) * p.tc / static_cast<double>(d));
+      p.tc_term = w.w_kl * (w.beta - 1.0) * p.tc / static_cast<double>(d);
+      p.total = p.recon + w.w_kl * p.kl + p.tc_term;
       break;
     case ModelKind::kMigVis:
     case ModelKind::kMigVisUnsup: {
       p.tc = group_tc(out.z, out.mu, out.logvar, o.group_rank);
-      p.total = p.recon + w.w_kl * p.kl + w.w_tc * p.tc;
+      p.tc_term = w.w_tc * p.tc;
+      p.total = p.recon + w.w_kl * p.kl + p.tc_term;
       if (w.model == ModelKind::kMigVis) {
         if (out.pose_hat.defined() && pose.defined() && pose.numel() > 0) p.pose = torch::mse_loss(out.pose_hat, pose);
         if (out.class_logits.defined() && category.defined() && category.numel() > 0)
@@ -134,6 +169,20 @@ LossParts vae_loss(const VaeOutput& out, const torch::Tensor& x, const torch::Te
     }
   }
   return p;
+}
+
+double grad_norm_share(const torch::Tensor& term, const torch::Tensor& total, const std::vector<torch::Tensor>& params) {
+  if (!term.requires_grad() || !total.requires_grad()) return 0.0;
+  auto norm2 = [&](const torch::Tensor& y) {
+    auto grads = torch::autograd::grad({y}, params, /*grad_outputs=*/{}, /*retain_graph=*/true,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    double s = 0;
+    for (const auto& g : grads)
+      if (g.defined()) s += g.to(torch::kFloat64).pow(2).sum().item<double>();
+    return s;
+  };
+  const double t = norm2(total);
+  return t > 0 ? std::sqrt(norm2(term) / t) : 0.0;
 }
 
 }  // namespace migvis::vae

@@ -93,14 +93,25 @@ torch::Tensor kl_normal(const torch::Tensor& mu, const torch::Tensor& logvar);
 // aggregate posterior) when dataset_size <= 0: then identical posteriors give
 // exactly 0 and independent groups give ~0. group_size = 1 is the per-dimension
 // TC of beta-TCVAE. z, mu, logvar: [B, D], D divisible by group_size -> scalar.
+//
+// Computed without the [B, B, D] tensor of per-dimension log-densities: a
+// group's log q(z_i | x_j) = -1/2 [z_i^2 . (1/sigma_j^2) - 2 z_i . (mu_j/sigma_j^2)
+// + sum(mu_j^2/sigma_j^2 + log sigma_j^2 + log 2 pi)] is one batched matmul, so
+// the largest temporary is [G, B, B]. The matmul runs in float64 (the expansion
+// cancels in float32 when |z| >> |z - mu|; see docs/METRICS.md), the
+// logsumexps in z's dtype.
 torch::Tensor group_tc(const torch::Tensor& z, const torch::Tensor& mu, const torch::Tensor& logvar,
                        int64_t group_size, int64_t dataset_size = 0);
+// The same estimator in the reference code's formulation: elementwise over a
+// [B, B, D] tensor in z's dtype. Kept as the oracle for tests and bench_vae.
+torch::Tensor group_tc_reference(const torch::Tensor& z, const torch::Tensor& mu, const torch::Tensor& logvar,
+                                 int64_t group_size, int64_t dataset_size = 0);
 
 struct LossWeights {
   ModelKind model = ModelKind::kMigVis;
   double w_guid = 0.2;   // supervision (migvis only)
   double w_kl = 0.002;
-  double w_tc = 4e-7;    // group TC (migvis, migvis_unsup)
+  double w_tc = 0.02;    // group TC (migvis, migvis_unsup); chosen by bench_vae_tc, docs/METRICS.md
   double beta = 4.0;     // beta_vae: beta * w_kl * KL; tcvae: w_kl * (KL + (beta - 1) * TC_dim / D)
 };
 
@@ -109,6 +120,7 @@ struct LossParts {
   torch::Tensor recon;   // scalar
   torch::Tensor kl;      // scalar
   torch::Tensor tc;      // scalar: group TC (migvis*), per-dim TC (tcvae), else 0
+  torch::Tensor tc_term; // scalar: TC's weighted contribution to total (w_tc * tc; tcvae: w_kl * (beta - 1) * tc / D)
   torch::Tensor pose;    // scalar MSE of the pose read-out (0 when off)
   torch::Tensor ce;      // scalar category cross entropy (0 when off)
 };
@@ -123,5 +135,11 @@ struct LossParts {
 // or the head is missing.
 LossParts vae_loss(const VaeOutput& out, const torch::Tensor& x, const torch::Tensor& pose,
                    const torch::Tensor& category, const VaeOptions& o, const LossWeights& w);
+
+// ||d term / d params|| / ||d total / d params|| (the term's share of the
+// gradient norm; 0 when total's gradient is 0). Uses autograd::grad with the
+// graph retained, so total.backward() still works afterwards. Parameters a
+// term does not reach count as zero gradient.
+double grad_norm_share(const torch::Tensor& term, const torch::Tensor& total, const std::vector<torch::Tensor>& params);
 
 }  // namespace migvis::vae

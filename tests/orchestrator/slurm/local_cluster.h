@@ -39,7 +39,7 @@ class SlurmClusterTest : public ::testing::Test {
     delete dir_;
   }
   void SetUp() override {
-    if (!up_) GTEST_SKIP() << "the local SLURM cluster could not start:\n" << start_log_;
+    if (!up_) MIGVIS_SKIP_WITHOUT("slurm") << "the local SLURM cluster could not start:\n" << start_log_;
   }
 
   // Waits until none of `ids` is in squeue (or the timeout passes).

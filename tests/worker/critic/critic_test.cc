@@ -78,7 +78,7 @@ bool write_scripted_extractor(const fs::path& path) {
 TEST(CriticTest, TorchScriptFeatureExtractorIsFrozenDifferentiableAndRoundTrips) {
   testing::TempDir tmp;
   fs::path ext = tmp / "phi.pt";
-  if (!write_scripted_extractor(ext)) GTEST_SKIP() << "/usr/bin/python3 with torch not available";
+  if (!write_scripted_extractor(ext)) MIGVIS_SKIP_WITHOUT("python") << "/usr/bin/python3 with torch not available";
   CriticOptions o;
   o.groups = 2; o.group_rank = 3; o.image_size_px = 8; o.embed_dim = 4;
   o.feature_extractor = ext.string();

@@ -76,7 +76,7 @@ class StagesTest : public JobDirTest {
   }
   void setup() {
     if (run_command("/usr/bin/python3 -c 'import torch'").exit_code != 0)
-      GTEST_SKIP() << "/usr/bin/python3 with torch is needed to script the stand-in eps model";
+      MIGVIS_SKIP_WITHOUT("python") << "/usr/bin/python3 with torch is needed to script the stand-in eps model";
     auto d = tiny_dataset();
     // VAE job: 2 groups x 2 dims; group 1 = (category, noise), group 2 = (pose, noise).
     fs::create_directories(tmp_ / "vae");
