@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/strings.h"
 
 namespace migvis {
 namespace {
@@ -25,11 +26,6 @@ constexpr const char* kOwnerFile = "owner";
 // A breaker holds `<lock>.break` for milliseconds; one older than this died.
 constexpr double kBreakLockOrphanS = 30;
 
-std::string host_name() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
-}
 
 int64_t system_now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

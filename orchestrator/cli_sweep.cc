@@ -9,7 +9,7 @@
 
 #include "orchestrator/cli.h"
 #include "orchestrator/executor.h"
-#include "orchestrator/slurm_submit.h"
+#include "orchestrator/slurm/sweep_status.h"
 #include "orchestrator/recorder.h"
 #include "schemas/job_spec.h"
 #include "schemas/stages.h"

@@ -6,12 +6,6 @@
 
 namespace migvis::schema {
 
-std::string host_name() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
-}
-
 bool leaves_job_incomplete(const Status& st) {
   return st.code() == StatusCode::kCancelled || st.code() == StatusCode::kUnavailable;
 }

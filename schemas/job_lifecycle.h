@@ -11,12 +11,12 @@
 
 #include "common/files.h"
 #include "common/status.h"
+#include "common/strings.h"
 #include "schemas/job_spec.h"
 
 namespace migvis::schema {
 
-// This machine's host name ("unknown-host" when it cannot be read).
-std::string host_name();
+using ::migvis::host_name;  // common/strings.h
 
 struct JobRunOptions {
   bool write_result = true;             // false on ranks other than 0

@@ -1,4 +1,5 @@
 #include "orchestrator/slurm/slurm.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,11 +22,6 @@ std::vector<std::string> split(std::string_view s, char sep) {
     start = p + 1;
   }
   return out;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string_view::npos ? "" : std::string(s.substr(b, e - b + 1));
 }
 
 bool parse_int(const std::string& s, int* out) {

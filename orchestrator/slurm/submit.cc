@@ -1,4 +1,5 @@
 #include "orchestrator/slurm/submit.h"
+#include "common/strings.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,11 +19,6 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
-}
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // `sweep submit`'s record read back by `sweep status` and `sweep cancel`,
 // against a fake SLURM (unit).
-#include "orchestrator/slurm_submit.h"
+#include "orchestrator/slurm/sweep_status.h"
 
 #include <gtest/gtest.h>
 

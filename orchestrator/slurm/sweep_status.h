@@ -1,52 +1,17 @@
-// `migvis sweep submit`: compiles a sweep's DAG into one SLURM job array per
-// stage level, chained with afterok, plus an ingest job after each level, and
-// exits (no driver process stays alive). Job directories and job.yaml are
-// written first, exactly as the local executor writes them, so a job runs the
-// same wherever it is launched; completed jobs are not submitted again.
+// What SLURM says about a submitted sweep, and what to do about it: `sweep
+// status` (sacct/squeue per task), `sweep resume` of a submitted sweep
+// (resubmission within a retry budget) and `sweep cancel`. Submission itself is
+// orchestrator/slurm/sweep_submit.h.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "orchestrator/executor.h"
-#include "orchestrator/slurm/submit.h"
-#include "sweeps/sweep.h"
+#include "orchestrator/slurm/sweep_submit.h"
 
 namespace migvis::orch {
 
-struct SlurmSubmitOptions {
-  fs::path root = "runs";
-  std::string partition, account, qos;
-  int throttle = 0;            // %N per array; 0 = none
-  int signal_seconds = 120;    // --signal=B:USR1@N (checkpoint before the limit / preemption)
-  bool dry_run = false;        // write scripts and print the plan; submit nothing
-  std::string worker;          // migvis-worker path (default: as the local executor finds it)
-  std::string self;            // this migvis binary (data stage and ingest jobs)
-  int max_array_size = 0;      // 0: ask scontrol
-  int retries = 2;             // resubmissions `sweep resume` allows a job whose failures are its own
-};
-
-struct SlurmSubmission {
-  std::vector<slurm::SubmittedLevel> levels;
-  size_t cached = 0;           // jobs already complete, not submitted
-  fs::path record;             // <root>/slurm/<sweep>.json: what was submitted (status, cancel)
-};
-
-// Stage levels of the plan's not-yet-complete jobs, in plan order: one Level per
-// stage, parents = the levels of the stages its jobs depend on. Writes job dirs.
-Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
-                                               size_t* cached);
-
-// Renders and (unless dry_run) submits; records the plan in the catalog and the
-// submitted array ids in <root>/slurm/<sweep>.json (atomic).
-Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std::string& sweep_text,
-                                             const SlurmSubmitOptions& opts, RunRecorder* recorder,
-                                             slurm::CommandRunner* runner);
-
-}  // namespace migvis::orch
-
-namespace migvis::orch {
 
 // What SLURM says about a submitted sweep (record = <root>/slurm/<sweep>.json).
 struct SlurmTaskState {
