@@ -5,7 +5,9 @@
 // [G, Gamma, P, S, C, H, W] in [0, 1] (attrs groups: 1-based group numbers,
 // gammas), /sources, /targets [P] dataset image indices, /mi [G, Gamma] (critic
 // bound reached, mean over pairs and seeds), /mi_items [G, Gamma, P, S];
-// grid_pair<p>.png (rows groups, columns gammas, seed 0).
+// grid_pair<p>.png (rows groups, columns gammas, seed 0). The eps model, the
+// critic and the grid live on ctx.device; params.precision (fp32 | bf16 | fp16,
+// the latter two on CUDA only) sets the eps model's autocast.
 #include <chrono>
 #include <cstring>
 #include <cmath>
@@ -17,6 +19,7 @@
 #include "results/png.h"
 #include "worker/critic/critic.h"
 #include "worker/comm.h"
+#include "worker/precision.h"
 #include "worker/stages/synthesis.h"
 #include "worker/stages/inputs.h"
 #include "worker/synthesis/eps_model.h"
@@ -38,7 +41,12 @@ Status run_synthesis_stage(StageContext& ctx) {
   using namespace synthesis;
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"groups", "gammas", "pairs", "seeds", "edit_t", "steps", "eta", "negatives",
-                                        "mode", "chunk", "clip", "sampler"}));
+                                        "mode", "chunk", "clip", "sampler", "precision"}));
+  MIGVIS_ASSIGN_OR_RETURN(std::string precision_name, p.get_string("precision", "fp32"));
+  auto precision = parse_precision(precision_name);
+  if (!precision.ok()) return precision.status().with_context("job.yaml: params.precision");
+  MIGVIS_RETURN_IF_ERROR(check_precision(*precision, ctx.device, "job.yaml: params.precision"));
+  const torch::Device dev = stage_device(ctx);
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path diff_dir, require_input(ctx.spec, "diffusion"));
@@ -47,8 +55,19 @@ Status run_synthesis_stage(StageContext& ctx) {
   ro.sessions = false;
   MIGVIS_ASSIGN_OR_RETURN(auto ds, data::read_dataset(ds_path, ro));
   MIGVIS_ASSIGN_OR_RETURN(auto vae, read_vae_latents(vae_dir));
-  MIGVIS_ASSIGN_OR_RETURN(auto model, load_eps_model(diff_dir));
+  MIGVIS_ASSIGN_OR_RETURN(auto model, load_eps_model(diff_dir, dev));
+  ctx.model_devices["eps_model"] = model.device;
+  if (*precision != Precision::kFp32) {
+    // Mixed precision for the eps model only (the bulk of the compute); the
+    // critic, x0_hat and the guidance gradient stay float32.
+    model.eps = [inner = model.eps, pr = *precision, dev](const torch::Tensor& x, int64_t t) {
+      AutocastGuard autocast(pr, dev);
+      return inner(x, t).to(x.scalar_type());
+    };
+  }
   MIGVIS_ASSIGN_OR_RETURN(auto crit, critic::load_critic(critic_dir));
+  critic::to_device(crit, dev);
+  record_model_device(ctx, "critic", *crit);
   if (crit->options.groups != vae.groups || crit->options.group_rank != vae.group_rank)
     return Status::InvalidArgument(fmt::format("critic {} has {} groups x {} dims but VAE {} has {} x {}",
                                                critic_dir.string(), crit->options.groups, crit->options.group_rank,
@@ -123,10 +142,10 @@ Status run_synthesis_stage(StageContext& ctx) {
           gam.push_back(gammas[ci]);
           grid.noise_seed.push_back(mix_seed(ctx.spec.seed, pi, si));
         }
-  grid.x_source = torch::stack(xs);
-  grid.z_cand = torch::stack(zs);
-  grid.group = torch::tensor(grp, torch::kLong);
-  grid.gamma = torch::tensor(gam, torch::kFloat32);
+  grid.x_source = torch::stack(xs).to(dev);
+  grid.z_cand = torch::stack(zs).to(dev);
+  grid.group = torch::tensor(grp, torch::kLong).to(dev);
+  grid.gamma = torch::tensor(gam, torch::kFloat32).to(dev);
 
   MIGVIS_LOG_INFO("synthesis: {} items ({} groups x {} gammas x {} pairs x {} seeds), chunk {}, edit_t {} of {}, {} steps, {}",
                   B, G, Gm, P, S, chunk, go.edit_t, T, go.steps, mode);
@@ -142,8 +161,9 @@ Status run_synthesis_stage(StageContext& ctx) {
     if (ctx.should_stop()) return Status::Unavailable("synthesis stopped on request before finishing (no checkpoint; rerun)");
     auto part = grid.slice(c0, std::min(B, c0 + chunk));
     auto x = guided_edit(model.eps, crit, model.schedule, part, go);
-    out_mi.push_back(reached_mi(crit, x, part).to(torch::kFloat32));
-    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).contiguous());
+    // Results cross to the host here: they are gathered and written.
+    out_mi.push_back(reached_mi(crit, x, part).to(torch::kFloat32).cpu());
+    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).cpu().contiguous());
     if (ctx.comm->is_root())
       (void)schema::write_progress({std::min(B, (ck + 1) * chunk), B, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
   }

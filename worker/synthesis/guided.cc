@@ -13,8 +13,9 @@ torch::Tensor draw(std::vector<at::Generator>& gens, const torch::Tensor& like) 
   std::vector<torch::Tensor> parts;
   parts.reserve(gens.size());
   auto shape = like.sizes().slice(1);
-  for (auto& g : gens) parts.push_back(torch::randn(shape, g, like.options()));
-  return torch::stack(parts, 0);
+  // CPU generators (the same numbers on any device); the batch moves to like's device.
+  for (auto& g : gens) parts.push_back(torch::randn(shape, g, like.options().device(torch::kCPU)));
+  return torch::stack(parts, 0).to(like.device());
 }
 
 }  // namespace
