@@ -1,5 +1,7 @@
 #include "schemas/stages.h"
 
+#include <string>
+
 namespace migvis::schema {
 
 const std::vector<StageInfo>& stages() {
@@ -7,11 +9,11 @@ const std::vector<StageInfo>& stages() {
   // name, upstream, input_stages, data_parallel, uses_gpu, runner
   static const std::vector<StageInfo> k = {
       {"data", {}, {}, false, false, R::kOrchestrator},
-      {"vae", {"data"}, {}, false, false, R::kWorker},
+      {"vae", {"data"}, {}, false, true, R::kWorker},
       {"diffusion", {"data"}, {}, true, true, R::kWorker},
-      {"critic", {"vae"}, {"vae"}, false, false, R::kWorker},
-      {"synthesis", {"critic", "diffusion"}, {"vae", "diffusion", "critic"}, true, false, R::kWorker},
-      {"eval", {"synthesis"}, {"synthesis"}, false, false, R::kWorker},
+      {"critic", {"vae"}, {"vae"}, false, true, R::kWorker},
+      {"synthesis", {"critic", "diffusion"}, {"vae", "diffusion", "critic"}, true, true, R::kWorker},
+      {"eval", {"synthesis"}, {"synthesis"}, false, true, R::kWorker},
   };
   return k;
 }
@@ -39,6 +41,16 @@ bool is_data_parallel(const std::string& stage) {
 bool runs_in_orchestrator(const std::string& stage) {
   const StageInfo* s = find_stage_info(stage);
   return s && s->runner == StageRunner::kOrchestrator;
+}
+
+Status check_stage_gpus(const std::string& stage, int gpus) {
+  const StageInfo* s = find_stage_info(stage);
+  if (!s) return Status::InvalidArgument("unknown stage '" + stage + "'");
+  if (gpus < 0) return Status::InvalidArgument("stage " + stage + ": resources.gpus: expected >= 0, got " + std::to_string(gpus));
+  if (gpus > 0 && !s->uses_gpu)
+    return Status::InvalidArgument("stage " + stage + ": resources.gpus: " + std::to_string(gpus) +
+                                   " asked for, but this stage computes on the CPU only; set gpus: 0");
+  return Status::Ok();
 }
 
 fs::path jobs_dir(const fs::path& root) { return root / "jobs"; }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "common/status.h"
 
 namespace migvis::schema {
 
@@ -32,7 +33,9 @@ struct StageInfo {
   // One job runs data-parallel over all its ranks (mpirun -np / srun --ntasks);
   // other stages always run as one process per job.
   bool data_parallel = false;
-  // The stage places its work on a CUDA device when resources.gpus > 0.
+  // The stage places its work (models and tensors) on a CUDA device when
+  // resources.gpus > 0. Every worker stage does; the data stage runs in the
+  // orchestrator and never does.
   bool uses_gpu = false;
   StageRunner runner = StageRunner::kWorker;
 };
@@ -51,6 +54,11 @@ bool is_data_parallel(const std::string& stage);
 // True for a known stage run by the orchestrator (`migvis data run-job`);
 // every other stage is launched as `migvis-worker --job`.
 bool runs_in_orchestrator(const std::string& stage);
+
+// The plan-time check of a stage's GPU request: InvalidArgument naming the
+// stage when it is unknown, gpus < 0, or gpus > 0 for a stage that cannot use
+// a GPU (today only `data`); Ok otherwise.
+Status check_stage_gpus(const std::string& stage, int gpus);
 
 // The job directory of one job: `<root>/jobs/<stage>/<job_id>` (schemas/job.md).
 // A format: the layout is read by resume, status, ingest and the SLURM scripts.

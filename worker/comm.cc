@@ -61,4 +61,47 @@ Status run_bucketed(std::vector<at::Tensor>& tensors, size_t bucket_bytes, int d
   return Status::Ok();
 }
 
+DeviceRoutingCommunicator::DeviceRoutingCommunicator(std::unique_ptr<Communicator> host, Factory make_cuda)
+    : host_(std::move(host)), make_cuda_(std::move(make_cuda)) {}
+
+DeviceRoutingCommunicator::~DeviceRoutingCommunicator() { cuda_.reset(); }
+
+std::string DeviceRoutingCommunicator::name() const {
+  return cuda_ ? host_->name() + "+" + cuda_->name() : host_->name();
+}
+
+Communicator* DeviceRoutingCommunicator::cuda() {
+  if (!cuda_requested_) {
+    cuda_requested_ = true;
+    if (make_cuda_) cuda_ = make_cuda_();
+  }
+  return cuda_.get();
+}
+
+Status DeviceRoutingCommunicator::route(std::vector<at::Tensor>& tensors,
+                                        const std::function<Status(Communicator&, std::vector<at::Tensor>&)>& op) {
+  std::vector<at::Tensor> on_host, on_cuda;  // handles share storage: in-place ops reach the caller's tensors
+  for (auto& t : tensors) (t.is_cuda() ? on_cuda : on_host).push_back(t);
+  if (!on_host.empty()) MIGVIS_RETURN_IF_ERROR(op(*host_, on_host));
+  if (on_cuda.empty()) return Status::Ok();
+  if (Communicator* c = cuda()) return op(*c, on_cuda);
+  std::vector<at::Tensor> copies;
+  for (auto& t : on_cuda) copies.push_back(t.cpu());
+  MIGVIS_RETURN_IF_ERROR(op(*host_, copies));
+  for (size_t i = 0; i < on_cuda.size(); ++i) on_cuda[i].copy_(copies[i]);
+  return Status::Ok();
+}
+
+Status DeviceRoutingCommunicator::all_reduce_mean(std::vector<at::Tensor>& tensors) {
+  return route(tensors, [](Communicator& c, std::vector<at::Tensor>& ts) { return c.all_reduce_mean(ts); });
+}
+
+Status DeviceRoutingCommunicator::broadcast(std::vector<at::Tensor>& tensors, int root) {
+  return route(tensors, [root](Communicator& c, std::vector<at::Tensor>& ts) { return c.broadcast(ts, root); });
+}
+
+Result<at::Tensor> DeviceRoutingCommunicator::gather_rows(const at::Tensor& local, int root) {
+  return host_->gather_rows(local.is_cuda() ? local.cpu() : local, root);
+}
+
 }  // namespace migvis::worker

@@ -69,6 +69,42 @@ class SingleProcessCommunicator final : public Communicator {
   Result<at::Tensor> gather_rows(const at::Tensor& local, int) override { return local; }
 };
 
+// Routes every collective by where its tensors live, so the communicator follows
+// the job's device: CPU tensors go to `host` (MPI); CUDA tensors go to the
+// communicator `make_cuda` returns (NCCL), which is created on the first
+// collective that has CUDA tensors and never otherwise; when `make_cuda` is
+// empty or returns nullptr, CUDA tensors are staged through host memory over
+// `host`. gather_rows returns host rows (it feeds HDF5/PNG writes). A list
+// mixing devices is split, each part goes its own way. rank/size/barrier: host's.
+class DeviceRoutingCommunicator final : public Communicator {
+ public:
+  using Factory = std::function<std::unique_ptr<Communicator>()>;
+  DeviceRoutingCommunicator(std::unique_ptr<Communicator> host, Factory make_cuda);
+  ~DeviceRoutingCommunicator() override;
+  int rank() const override { return host_->rank(); }
+  int size() const override { return host_->size(); }
+  // "mpi", or "mpi+nccl" once the CUDA communicator exists.
+  std::string name() const override;
+  Status all_reduce_mean(std::vector<at::Tensor>& tensors) override;
+  Status broadcast(std::vector<at::Tensor>& tensors, int root) override;
+  Status barrier() override { return host_->barrier(); }
+  Result<at::Tensor> gather_rows(const at::Tensor& local, int root) override;
+  // Whether `make_cuda` has been called (tests: a CPU job never calls it).
+  bool cuda_backend_requested() const { return cuda_requested_; }
+
+ private:
+  Communicator* cuda();  // nullptr: stage through host memory
+  // Applies `op` to the CPU tensors through host_ and to the CUDA ones through
+  // cuda() (or host_ on host copies).
+  Status route(std::vector<at::Tensor>& tensors,
+               const std::function<Status(Communicator&, std::vector<at::Tensor>&)>& op);
+
+  std::unique_ptr<Communicator> cuda_;  // destroyed before host_ (declared first)
+  std::unique_ptr<Communicator> host_;
+  Factory make_cuda_;
+  bool cuda_requested_ = false;
+};
+
 #ifdef MIGVIS_HAVE_MPI
 // MPI on CPU tensors (Debian's LibTorch has no ProcessGroupMPI). Initialises MPI
 // on construction (MPI_THREAD_FUNNELED) and finalises it on destruction.

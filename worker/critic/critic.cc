@@ -54,7 +54,7 @@ CriticImpl::CriticImpl(CriticOptions o) : options(std::move(o)) {
 
 torch::Tensor CriticImpl::features(const torch::Tensor& x) {
   // x: [B, C, H, W] in [0, 1] -> [B, F]
-  torch::Tensor in = x;
+  torch::Tensor in = x.to(device());  // no-op when x is already there
   const int64_t s = options.image_size_px;
   if (x.size(2) != s || x.size(3) != s)
     in = torch::nn::functional::interpolate(
@@ -101,6 +101,11 @@ torch::Tensor CriticImpl::item_losses(const torch::Tensor& h, const torch::Tenso
   return all.gather(0, group.view({1, -1})).squeeze(0);      // [B]
 }
 
+void to_device(Critic& critic, const torch::Device& device) {
+  critic->to(device);
+  if (critic->extractor) critic->extractor->to(device);
+}
+
 void CriticImpl::set_latent_stats(const torch::Tensor& latents) {
   torch::NoGradGuard ng;
   z_mean.copy_(latents.mean(0));
@@ -141,10 +146,11 @@ std::vector<double> evaluate_mi(Critic& critic, const torch::Tensor& images, con
   const int64_t blocks = std::max<int64_t>(1, n / k);
   std::vector<double> mi(G, 0.0);
   for (int64_t b = 0; b < blocks; ++b) {
-    auto x = images.slice(0, b * k, (b + 1) * k);
-    auto z = latents.slice(0, b * k, (b + 1) * k);
+    const auto dev = critic->device();
+    auto x = images.slice(0, b * k, (b + 1) * k).to(dev);
+    auto z = latents.slice(0, b * k, (b + 1) * k).to(dev);
     auto h = critic->features(x);
-    auto pos = torch::arange(k, torch::kLong);
+    auto pos = torch::arange(k, torch::TensorOptions(torch::kLong).device(dev));
     for (int64_t g = 0; g < G; ++g) {
       auto s = critic->score_matrix(h, z.slice(1, g * r, (g + 1) * r), g);  // [k, k]
       mi[g] += info_nce(s, pos).mi_bound.item<double>() / blocks;
@@ -168,7 +174,7 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
   auto x_test = images.index_select(0, test_idx), z_test = latents.index_select(0, test_idx);
   auto x_train = images.index_select(0, train_idx), z_train = latents.index_select(0, train_idx);
   const int64_t n_train = x_train.size(0);
-  critic->set_latent_stats(z_train);
+  critic->set_latent_stats(z_train.to(critic->device()));
 
   TrainReport rep;
   rep.eval_candidates = std::min<int64_t>(n_test, 128);
@@ -176,6 +182,7 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
   torch::optim::Adam opt(critic->parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
   critic->train();
   const int64_t bs = std::min(o.batch, n_train);
+  const torch::Device dev = critic->device();
   BestParameters best;  // keep_best
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     if (should_stop && should_stop()) return Status::Cancelled("critic training stopped on request");
@@ -184,12 +191,13 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
     int64_t batches = 0;
     for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
       auto idx = order.slice(0, b0, b0 + bs);
-      auto x = augment_images(x_train.index_select(0, idx), o.augment_noise, o.augment_blur, gen);  // [B, C, H, W]
+      // Batches are drawn from the host copies and moved to the critic's device.
+      auto x = augment_images(x_train.index_select(0, idx), o.augment_noise, o.augment_blur, gen).to(dev);  // [B, C, H, W]
       auto z = z_train.index_select(0, idx);                  // [B, G*R]
       auto neg = torch::randint(n_train, {o.negatives}, gen, torch::kLong);
-      auto z_all = torch::cat({z, z_train.index_select(0, neg)}, 0);  // [B + Nn, G*R]
+      auto z_all = torch::cat({z, z_train.index_select(0, neg)}, 0).to(dev);  // [B + Nn, G*R]
       auto h = critic->features(x);                           // [B, F]
-      auto pos = torch::arange(bs, torch::kLong);
+      auto pos = torch::arange(bs, torch::TensorOptions(torch::kLong).device(dev));
       torch::Tensor loss = torch::zeros({}, x.options());
       for (int64_t g = 0; g < G; ++g)
         loss = loss + info_nce(critic->score_matrix(h, z_all.slice(1, g * r, (g + 1) * r), g), pos).loss;
@@ -262,7 +270,7 @@ Result<Critic> load_critic(const fs::path& dir) {
   if (!fs::exists(pt)) return Status::NotFound(pt.string() + ": missing (the critic job did not finish?)");
   MIGVIS_ASSIGN_OR_RETURN(auto critic, make_critic(o));
   try {
-    torch::load(critic, pt.string());
+    torch::load(critic, pt.string(), torch::Device(torch::kCPU));  // any node; callers move it
   } catch (const c10::Error& e) {
     return Status::InvalidArgument(pt.string() + ": does not match out.h5:/config: " + e.what_without_backtrace());
   }

@@ -76,6 +76,9 @@ struct CriticImpl : torch::nn::Module {
 
   // Sets the latent standardisation from training latents [N, G * R].
   void set_latent_stats(const torch::Tensor& latents);
+  // Where the critic computes (its latent-stat buffers move with it). features()
+  // moves its input here; scores come back on this device.
+  torch::Device device() const { return z_mean.device(); }
 
   CriticOptions options;
   ConvEncoder encoder{nullptr};               // null when an extractor is used
@@ -84,6 +87,9 @@ struct CriticImpl : torch::nn::Module {
   torch::Tensor z_mean, z_std;                // buffers [G * R]
 };
 TORCH_MODULE(Critic);
+
+// Moves the critic, including a frozen extractor (not a registered submodule), to `device`.
+void to_device(Critic& critic, const torch::Device& device);
 
 // Builds a critic; InvalidArgument when the extractor cannot be loaded or does
 // not map [1, C, S, S] to a [1, F] tensor.
@@ -127,7 +133,8 @@ struct TrainReport {
   int64_t best_epoch = 0;                 // epoch whose parameters were kept (keep_best), else epochs
 };
 
-// Trains `critic` on images [N, C, H, W] in [0, 1] paired with latents [N, G * R]:
+// Trains `critic` on images [N, C, H, W] in [0, 1] paired with latents [N, G * R]
+// (host tensors; each batch is moved to critic->device()):
 // in-batch plus `negatives` sampled negatives, losses of all groups summed.
 // A fixed `seed` split holds out test_fraction of the pairs for the bound.
 // Stops early with Cancelled when `should_stop` returns true.

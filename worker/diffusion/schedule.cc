@@ -172,8 +172,11 @@ at::Tensor ddim_step(const NoiseSchedule& s, const at::Tensor& x_t, const at::Te
 at::Tensor ddim_step(const NoiseSchedule& s, const at::Tensor& x_t, const at::Tensor& eps, int64_t t,
                      int64_t t_prev, double eta, std::optional<at::Generator> generator, bool clip_x0) {
   at::Tensor noise;
-  if (eta > 0) noise = at::randn(x_t.sizes(), generator ? c10::optional<at::Generator>(*generator) : c10::nullopt,
-                                 x_t.options());
+  // Drawn on the CPU (a CPU generator; the same numbers on any device), then moved.
+  if (eta > 0)
+    noise = at::randn(x_t.sizes(), generator ? c10::optional<at::Generator>(*generator) : c10::nullopt,
+                      x_t.options().device(at::kCPU))
+                .to(x_t.device());
   return ddim_step(s, x_t, eps, t, t_prev, eta, noise, clip_x0);
 }
 
@@ -197,8 +200,10 @@ at::Tensor ddpm_step(const NoiseSchedule& s, const at::Tensor& x_t, const at::Te
 at::Tensor ddpm_step(const NoiseSchedule& s, const at::Tensor& x_t, const at::Tensor& eps, int64_t t,
                      std::optional<at::Generator> generator, bool clip_x0) {
   at::Tensor noise;
-  if (t > 0) noise = at::randn(x_t.sizes(), generator ? c10::optional<at::Generator>(*generator) : c10::nullopt,
-                               x_t.options());
+  if (t > 0)
+    noise = at::randn(x_t.sizes(), generator ? c10::optional<at::Generator>(*generator) : c10::nullopt,
+                      x_t.options().device(at::kCPU))
+                .to(x_t.device());
   return ddpm_step(s, x_t, eps, t, noise, clip_x0);
 }
 

@@ -38,7 +38,7 @@ Status TrainOptions::validate(int ranks) const {
   if (!(ema_decay >= 0 && ema_decay <= 1)) return Status::InvalidArgument("ema_decay: expected a value in [0, 1]");
   if (ema_every < 1) return Status::InvalidArgument("ema_every: expected >= 1");
   if (log_every < 1) return Status::InvalidArgument("log_every: expected >= 1");
-  return Status::Ok();
+  return check_precision(precision, device, "precision");
 }
 
 DiffusionTrainer::DiffusionTrainer(const UNetOptions& unet_options, const NoiseSchedule& schedule,
@@ -57,6 +57,7 @@ DiffusionTrainer::DiffusionTrainer(const UNetOptions& unet_options, const NoiseS
     }
   }
   ema_->eval();
+  scaler_ = LossScaler(opt_.precision == Precision::kFp16);
   const torch::Device dev(opt_.device);
   model_->to(dev);
   ema_->to(dev);
@@ -101,11 +102,17 @@ Result<double> DiffusionTrainer::train_step() {
       t = t.to(dev);
       noise = noise.to(dev);
     }
-    torch::Tensor x_t = q_sample(schedule_, x0, t, noise);
-    torch::Tensor pred = model_->forward(x_t, t).pred;
-    DiffusionLoss l = diffusion_loss(schedule_, pred, training_target(schedule_, x0, t, noise), t);
-    (l.loss / static_cast<double>(opt_.grad_accum)).backward();
-    loss_sum += l.loss.item<double>();
+    torch::Tensor loss;
+    {
+      // Autocast covers the forward and the loss; backward runs outside it
+      // (it replays the forward's dtypes), as torch.autocast prescribes.
+      AutocastGuard autocast(opt_.precision, dev);
+      torch::Tensor x_t = q_sample(schedule_, x0, t, noise);
+      torch::Tensor pred = model_->forward(x_t, t).pred;
+      loss = diffusion_loss(schedule_, pred.to(torch::kFloat), training_target(schedule_, x0, t, noise), t).loss;
+    }
+    scaler_.scale_loss(loss / static_cast<double>(opt_.grad_accum)).backward();
+    loss_sum += loss.item<double>();
   }
   std::vector<torch::Tensor> grads;
   auto params = model_->parameters();
@@ -114,8 +121,15 @@ Result<double> DiffusionTrainer::train_step() {
     grads.push_back(p.grad());
   }
   MIGVIS_RETURN_IF_ERROR(comm_->all_reduce_mean(grads));
-  if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
-  adam_->step();
+  // After the all-reduce every rank holds the same gradients, so all agree.
+  const bool finite = scaler_.unscale(grads);
+  scaler_.update(finite);
+  if (finite) {
+    if (opt_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, opt_.grad_clip);
+    adam_->step();
+  } else {
+    ++skipped_steps_;  // fp16 overflow: the scale was halved, weights untouched
+  }
   ++step_;
   if (step_ % opt_.ema_every == 0) update_ema();
 
@@ -223,7 +237,7 @@ Result<DiffusionModel> load_diffusion(const fs::path& job_dir) {
   m.schedule = NoiseSchedule(m.schedule_options);
   m.unet = UNet(m.unet_options);
   try {
-    torch::load(m.unet, pt.string());
+    torch::load(m.unet, pt.string(), torch::Device(torch::kCPU));  // any node; callers move it
   } catch (const c10::Error& e) {
     return Status::DataLoss(pt.string() + ": cannot load the UNet with " + out.string() +
                             ":/config: " + e.what_without_backtrace());

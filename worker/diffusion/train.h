@@ -21,6 +21,7 @@
 #include "worker/comm.h"
 #include "worker/diffusion/schedule.h"
 #include "worker/diffusion/unet.h"
+#include "worker/precision.h"
 
 namespace migvis::worker::diffusion {
 
@@ -39,6 +40,9 @@ struct TrainOptions {
   // "cpu" or "cuda:N": where the model, its EMA and every batch live. Batches
   // are drawn on the CPU (same random numbers on any device) and moved.
   std::string device = "cpu";
+  // fp32, or autocast bf16/fp16 on a CUDA device (fp16 with dynamic loss
+  // scaling: a step whose gradients overflow is skipped and counted).
+  Precision precision = Precision::kFp32;
   Status validate(int ranks) const;
 };
 
@@ -54,6 +58,8 @@ class DiffusionTrainer {
   Result<double> train_step();
 
   int64_t step() const { return step_; }
+  // fp16: optimizer steps skipped because the scaled gradients overflowed.
+  int64_t skipped_steps() const { return skipped_steps_; }
   UNet model() const { return model_; }
   UNet ema() const { return ema_; }
   // (step, mean loss over the window ending at step) for every completed window.
@@ -76,6 +82,8 @@ class DiffusionTrainer {
   UNet model_{nullptr}, ema_{nullptr};
   std::unique_ptr<torch::optim::Adam> adam_;
   int64_t step_ = 0;
+  LossScaler scaler_{false};
+  int64_t skipped_steps_ = 0;
   std::vector<std::pair<int64_t, double>> curve_;
   double window_sum_ = 0;
   int64_t window_n_ = 0;

@@ -77,12 +77,13 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
   auto test = perm.slice(0, 0, n_test), train = perm.slice(0, n_test);
   const int64_t n_train = train.size(0), bs = std::min(o.batch, n_train);
   torch::optim::Adam opt(r->parameters(), torch::optim::AdamOptions(o.lr));
+  const torch::Device dev = r->parameters().front().device();  // batches move to the read-out's device
   r->train();
   auto loss_of = [&](const ReadoutOutput& out, const torch::Tensor& idx) {
-    torch::Tensor loss = torch::zeros({});
+    torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(dev));
     for (size_t i = 0; i < r->heads.size(); ++i) {
       auto& h = r->heads[i];
-      auto y = targets[i].index_select(0, idx);
+      auto y = targets[i].index_select(0, idx).to(dev);
       if (h.categorical) {
         loss = loss + torch::nn::functional::cross_entropy(out.outputs[i], y);
       } else if (h.periodic) {
@@ -99,7 +100,7 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
     auto order = train.index_select(0, torch::randperm(n_train, gen, torch::kLong));
     for (int64_t b0 = 0; b0 + bs <= n_train; b0 += bs) {
       auto idx = order.slice(0, b0, b0 + bs);
-      auto x = augment_images(images.index_select(0, idx), o.augment_noise, o.augment_blur, gen);
+      auto x = augment_images(images.index_select(0, idx), o.augment_noise, o.augment_blur, gen).to(dev);
       auto loss = loss_of(r->forward(x), idx);
       opt.zero_grad();
       loss.backward();
@@ -108,7 +109,7 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
     if (o.keep_best) {
       torch::NoGradGuard ng;
       r->eval();
-      const double l = loss_of(r->forward(images.index_select(0, test)), test).item<double>();
+      const double l = loss_of(r->forward(images.index_select(0, test).to(dev)), test).item<double>();
       r->train();
       best.offer(-l, *r);
     }
@@ -137,14 +138,16 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   torch::NoGradGuard ng;
   std::vector<std::vector<torch::Tensor>> parts(r->heads.size());
   std::vector<torch::Tensor> feats;
+  // Batches move to the read-out's device; predictions come back to the host.
+  const torch::Device dev = r->parameters().front().device();
   for (int64_t b0 = 0; b0 < images.size(0); b0 += batch) {
-    auto out = r->forward(images.slice(0, b0, std::min(images.size(0), b0 + batch)));
-    feats.push_back(out.features);
+    auto out = r->forward(images.slice(0, b0, std::min(images.size(0), b0 + batch)).to(dev));
+    feats.push_back(out.features.cpu());
     for (size_t i = 0; i < r->heads.size(); ++i) {
       auto& h = r->heads[i];
-      if (h.categorical) parts[i].push_back(out.outputs[i].argmax(1));
-      else if (h.periodic) parts[i].push_back(torch::atan2(out.outputs[i].select(1, 1), out.outputs[i].select(1, 0)) * (180.0 / M_PI));
-      else parts[i].push_back(out.outputs[i] * h.std + h.mean);
+      if (h.categorical) parts[i].push_back(out.outputs[i].argmax(1).cpu());
+      else if (h.periodic) parts[i].push_back((torch::atan2(out.outputs[i].select(1, 1), out.outputs[i].select(1, 0)) * (180.0 / M_PI)).cpu());
+      else parts[i].push_back((out.outputs[i] * h.std + h.mean).cpu());
     }
   }
   Predictions p;

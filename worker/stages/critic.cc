@@ -1,7 +1,8 @@
 // Stage `critic`: trains the InfoNCE critics of every latent group of a VAE job
 // on (stimulus image, its posterior-mean latent) pairs and reports the held-out
 // InfoNCE lower bound per group. Inputs: dataset, vae. Outputs: critic.pt,
-// out.h5 (/mi_lower_bound [G], /config, /curves/*), metrics mi.g<g>.
+// out.h5 (/mi_lower_bound [G], /config, /curves/*), metrics mi.g<g>. Trains on
+// ctx.device; critic.pt is written from the CPU.
 #include <fmt/format.h>
 
 #include "common/log.h"
@@ -69,12 +70,15 @@ Status run_critic_stage(StageContext& ctx) {
 
   torch::manual_seed(ctx.spec.seed);
   MIGVIS_ASSIGN_OR_RETURN(auto model, critic::make_critic(co));
+  critic::to_device(model, stage_device(ctx));  // the data stay on the host; batches move
+  record_model_device(ctx, "critic", *model);
   MIGVIS_LOG_INFO("critic: {} pairs, {} groups x {} dims, phi = {}", images.size(0), co.groups, co.group_rank,
                   co.feature_extractor.empty() ? "CNN encoder" : co.feature_extractor);
   MIGVIS_ASSIGN_OR_RETURN(auto rep, critic::train_critic(model, images, vae.latents, to,
                                                          [&] { return ctx.should_stop(); }));
 
   if (!ctx.comm->is_root()) return Status::Ok();
+  critic::to_device(model, torch::kCPU);  // critic.pt loads on any node
   MIGVIS_RETURN_IF_ERROR(critic::save_critic(model, ctx.dir));
   MIGVIS_ASSIGN_OR_RETURN(auto af, h5::AtomicFile::create(ctx.dir / schema::kOutFile));
   auto& out = af->file();

@@ -8,7 +8,10 @@
 //   width, mults, image_size (default: the dataset's), attn_heads, attn_dim_head,
 //   timesteps, schedule, objective, min_snr_gamma,
 //   steps, batch, grad_accum, lr, beta1, beta2, grad_clip, ema_decay, ema_every,
-//   log_every, checkpoint_every, sample_count, sample_steps, sample_eta.
+//   log_every, checkpoint_every, sample_count, sample_steps, sample_eta,
+//   precision (fp32 | bf16 | fp16; bf16/fp16 need a CUDA device).
+// Everything computes on ctx.device (training, EMA, DDIM samples); model.pt is
+// written from the CPU so it loads on any node.
 #include <chrono>
 #include <cmath>
 
@@ -24,6 +27,7 @@
 #include "worker/diffusion/sampler.h"
 #include "worker/diffusion/train.h"
 #include "worker/stages/diffusion.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis::worker {
 
@@ -47,7 +51,7 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   MIGVIS_RETURN_IF_ERROR(p.check_known({"width", "mults", "image_size", "attn_heads", "attn_dim_head", "timesteps",
                                         "schedule", "objective", "min_snr_gamma", "steps", "batch", "grad_accum",
                                         "lr", "beta1", "beta2", "grad_clip", "ema_decay", "ema_every", "log_every",
-                                        "checkpoint_every", "sample_count", "sample_steps", "sample_eta"}));
+                                        "checkpoint_every", "sample_count", "sample_steps", "sample_eta", "precision"}));
   StageParams s;
   MIGVIS_ASSIGN_OR_RETURN(s.unet.width, p.get_int("width", s.unet.width));
   MIGVIS_ASSIGN_OR_RETURN(s.unet.mults, p.get_ints("mults", s.unet.mults));
@@ -81,6 +85,10 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   MIGVIS_ASSIGN_OR_RETURN(s.sample_steps,
                           p.get_int("sample_steps", std::min<int64_t>(s.sample_steps, s.schedule.timesteps)));
   MIGVIS_ASSIGN_OR_RETURN(s.sample_eta, p.get_double("sample_eta", s.sample_eta));
+  MIGVIS_ASSIGN_OR_RETURN(std::string precision, p.get_string("precision", "fp32"));
+  auto pr = parse_precision(precision);
+  if (!pr.ok()) return pr.status().with_context("job.yaml: params.precision");
+  t.precision = *pr;
   t.seed = spec.seed;
   if (s.checkpoint_every < 0) return Status::InvalidArgument("job.yaml: params.checkpoint_every: expected >= 0");
   if (s.sample_count < 0 || s.sample_steps < 1 || s.sample_steps > s.schedule.timesteps)
@@ -120,20 +128,21 @@ h5::Array<float> to_array(const torch::Tensor& t) {
 }
 
 Status write_outputs(const StageContext& ctx, const StageParams& sp, DiffusionTrainer& tr, const NoiseSchedule& s) {
-  // Samples and model.pt come from the EMA model on the CPU, so model.pt loads
-  // anywhere (synthesis may run on a CPU-only node).
-  tr.ema()->to(torch::kCPU);
-  // DDIM samples from the EMA model, fixed seed.
+  // DDIM samples from the EMA model on the job's device, fixed seed; the noise
+  // is drawn on the CPU (the same numbers on any device) and moved.
   torch::Tensor samples;
   if (sp.sample_count > 0) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(sp.train.seed ^ 0x5A5A5A5Aull);
     torch::Tensor xT = torch::randn({sp.sample_count, sp.unet.channels, sp.unet.image_size, sp.unet.image_size}, gen,
-                                    torch::kFloat);
+                                    torch::kFloat)
+                           .to(stage_device(ctx));
     DdimOptions o;
     o.steps = sp.sample_steps;
     o.eta = sp.sample_eta;
-    samples = ((ddim_sample(s, unet_eps_fn(tr.ema(), s), xT, o, gen) + 1) * 0.5).clamp(0, 1);  // [n, C, H, W]
+    samples = ((ddim_sample(s, unet_eps_fn(tr.ema(), s), xT, o, gen) + 1) * 0.5).clamp(0, 1).cpu();  // [n, C, H, W]
   }
+  // model.pt from the CPU, so it loads anywhere (synthesis may run on a CPU-only node).
+  tr.ema()->to(torch::kCPU);
   // model.pt
   fs::path pt = ctx.dir / "model.pt";
   {
@@ -173,6 +182,7 @@ Status write_outputs(const StageContext& ctx, const StageParams& sp, DiffusionTr
   }
   if (!curve.empty()) ctx.result->metrics["final_loss"] = curve.back().second;
   ctx.result->metrics["unet_params"] = static_cast<double>(tr.model()->num_parameters());
+  if (sp.train.precision == Precision::kFp16) ctx.result->metrics["skipped_steps"] = static_cast<double>(tr.skipped_steps());
   return Status::Ok();
 }
 
@@ -184,6 +194,7 @@ Status run_diffusion_stage(StageContext& ctx) {
   if (in == ctx.spec.inputs.end())
     return Status::InvalidArgument("job.yaml: inputs.dataset: missing (the diffusion stage trains on its images)");
   Communicator& comm = *ctx.comm;
+  sp.train.device = ctx.device;  // decided once per job by the worker (cuda:N when asked for and present)
   MIGVIS_RETURN_IF_ERROR(sp.train.validate(comm.size()).with_context("job.yaml: params"));
 
   // The image size defaults to the dataset's; read its shape first.
@@ -199,8 +210,9 @@ Status run_diffusion_stage(StageContext& ctx) {
   MIGVIS_RETURN_IF_ERROR(sp.unet.validate().with_context("job.yaml: params"));
 
   NoiseSchedule schedule(sp.schedule);
-  sp.train.device = ctx.device;  // decided once per job by the worker (cuda:N when asked for and present)
   DiffusionTrainer tr(sp.unet, schedule, sp.train, images, &comm);
+  record_model_device(ctx, "unet", *tr.model());
+  record_model_device(ctx, "ema", *tr.ema());
   Checkpointer ck(ctx.dir);
   MIGVIS_ASSIGN_OR_RETURN(bool resumed, tr.restore(ck));
   if (resumed) MIGVIS_LOG_INFO("diffusion: resumed at step {}", tr.step());

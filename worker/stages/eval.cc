@@ -98,6 +98,8 @@ Status run_eval_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(rop.width, p.get_int("width", 16));
   torch::manual_seed(ctx.spec.seed);
   eval::Readout readout(rop, heads);
+  readout->to(stage_device(ctx));  // stimuli stay on the host; batches move (eval::train_readout, predict)
+  record_model_device(ctx, "readout", *readout);
   auto targets = eval::targets_for(ds, heads);
   auto scores = eval::train_readout(readout, stimuli, targets, to);
   for (size_t i = 0; i < heads.size(); ++i) {

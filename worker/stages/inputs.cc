@@ -2,7 +2,21 @@
 
 #include <fmt/format.h>
 
+#include "common/log.h"
+
 namespace migvis::worker {
+
+torch::Device stage_device(const StageContext& ctx) { return torch::Device(ctx.device); }
+
+void record_model_device(StageContext& ctx, const std::string& name, const torch::nn::Module& m) {
+  std::string where = "none";
+  auto params = m.parameters();
+  auto buffers = m.buffers();
+  if (!params.empty()) where = params.front().device().str();
+  else if (!buffers.empty()) where = buffers.front().device().str();
+  ctx.model_devices[name] = where;
+  MIGVIS_LOG_DEBUG("{}: {} on {}", ctx.spec.stage, name, where);
+}
 
 Result<fs::path> require_input(const schema::JobSpec& spec, const std::string& name) {
   auto it = spec.inputs.find(name);
@@ -53,15 +67,17 @@ torch::Tensor resize_images(const torch::Tensor& x, int64_t size_px) {
 
 torch::Tensor augment_images(torch::Tensor x, double noise, double blur, at::Generator& gen) {
   const int64_t b = x.size(0);
+  // Random numbers come from the CPU generator (the same on any device) and move to x's device.
+  const auto cpu = x.options().device(torch::kCPU);
   if (blur > 0) {
     auto blurred = torch::nn::functional::avg_pool2d(
         x, torch::nn::functional::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
-    auto pick = (torch::rand({b, 1, 1, 1}, gen, x.options()) < blur).to(x.dtype());  // [B, 1, 1, 1]
+    auto pick = (torch::rand({b, 1, 1, 1}, gen, cpu) < blur).to(x.options());  // [B, 1, 1, 1]
     x = pick * blurred + (1 - pick) * x;
   }
   if (noise > 0) {
-    auto sd = torch::rand({b, 1, 1, 1}, gen, x.options()) * noise;  // [B, 1, 1, 1]
-    x = (x + sd * torch::randn(x.sizes(), gen, x.options())).clamp(0, 1);
+    auto sd = torch::rand({b, 1, 1, 1}, gen, cpu).to(x.device()) * noise;  // [B, 1, 1, 1]
+    x = (x + sd * torch::randn(x.sizes(), gen, cpu).to(x.device())).clamp(0, 1);
   }
   return x;
 }

@@ -12,8 +12,15 @@
 #include "common/status.h"
 #include "results/dataset_io.h"
 #include "schemas/job_spec.h"
+#include "worker/stages/stage.h"
 
 namespace migvis::worker {
+
+// The job's device as a torch::Device (ctx.device).
+torch::Device stage_device(const StageContext& ctx);
+// Records in ctx.model_devices where `m` lives (its first parameter's or
+// buffer's device; "none" without either) and logs it at debug level.
+void record_model_device(StageContext& ctx, const std::string& name, const torch::nn::Module& m);
 
 // The absolute path of job.yaml `inputs.<name>`; InvalidArgument when absent,
 // NotFound when the path does not exist.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "common/files.h"
@@ -19,13 +20,18 @@ struct StageContext {
   schema::JobSpec spec;
   fs::path dir;                  // the job directory (absolute)
   int threads = 1;               // intra-op threads set for LibTorch
-  std::string device = "cpu";    // "cpu" or "cuda:N", decided once per job
+  // "cpu" or "cuda:N", decided once per job (worker/device.h): every stage puts
+  // its models and tensors there; data crosses to the host only to be written.
+  std::string device = "cpu";
   Communicator* comm = nullptr;  // never null while a stage runs
   schema::JobResult* result = nullptr;  // stage adds metrics and artifacts
   // Set by the signal handler (SIGUSR1/SIGTERM): checkpoint and return
   // Status::Cancelled at the next safe point.
   const volatile int* stop_requested = nullptr;
   bool should_stop() const { return stop_requested && *stop_requested != 0; }
+  // Where each model of the stage actually lives (name -> device of its first
+  // parameter), filled by record_model_device(); logged, and read by tests.
+  std::map<std::string, std::string> model_devices;
 };
 
 using StageFn = std::function<Status(StageContext&)>;

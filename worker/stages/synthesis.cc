@@ -6,7 +6,9 @@
 // [G, Gamma, P, S, C, H, W] in [0, 1] (attrs groups: 1-based group numbers,
 // gammas), /sources, /targets [P] dataset image indices, /mi [G, Gamma] (critic
 // bound reached, mean over pairs and seeds), /mi_items [G, Gamma, P, S];
-// grid_pair<p>.png (rows groups, columns gammas, seed 0).
+// grid_pair<p>.png (rows groups, columns gammas, seed 0). The eps model, the
+// critic and the grid live on ctx.device; params.precision (fp32 | bf16 | fp16,
+// the latter two on CUDA only) sets the eps model's autocast.
 #include <chrono>
 #include <cstring>
 #include <cmath>
@@ -18,6 +20,7 @@
 #include "results/png.h"
 #include "worker/critic/critic.h"
 #include "worker/comm.h"
+#include "worker/precision.h"
 #include "worker/stages/synthesis.h"
 #include "worker/stages/inputs.h"
 #include "worker/synthesis/eps_model.h"
@@ -40,7 +43,12 @@ Status run_synthesis_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"groups", "gammas", "pairs", "seeds", "edit_t", "steps", "eta", "negatives",
                                         "mode", "chunk", "clip", "sampler", "guidance_grad",
-                                        "resample_negatives"}));
+                                        "resample_negatives", "precision"}));
+  MIGVIS_ASSIGN_OR_RETURN(std::string precision_name, p.get_string("precision", "fp32"));
+  auto precision = parse_precision(precision_name);
+  if (!precision.ok()) return precision.status().with_context("job.yaml: params.precision");
+  MIGVIS_RETURN_IF_ERROR(check_precision(*precision, ctx.device, "job.yaml: params.precision"));
+  const torch::Device dev = stage_device(ctx);
   MIGVIS_ASSIGN_OR_RETURN(fs::path ds_path, require_input(ctx.spec, "dataset"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(ctx.spec, "vae"));
   MIGVIS_ASSIGN_OR_RETURN(fs::path diff_dir, require_input(ctx.spec, "diffusion"));
@@ -49,8 +57,19 @@ Status run_synthesis_stage(StageContext& ctx) {
   ro.sessions = false;
   MIGVIS_ASSIGN_OR_RETURN(auto ds, data::read_dataset(ds_path, ro));
   MIGVIS_ASSIGN_OR_RETURN(auto vae, read_vae_latents(vae_dir));
-  MIGVIS_ASSIGN_OR_RETURN(auto model, load_eps_model(diff_dir));
+  MIGVIS_ASSIGN_OR_RETURN(auto model, load_eps_model(diff_dir, dev));
+  ctx.model_devices["eps_model"] = model.device;
+  if (*precision != Precision::kFp32) {
+    // Mixed precision for the eps model only (the bulk of the compute); the
+    // critic, x0_hat and the guidance gradient stay float32.
+    model.eps = [inner = model.eps, pr = *precision, dev](const torch::Tensor& x, int64_t t) {
+      AutocastGuard autocast(pr, dev);
+      return inner(x, t).to(x.scalar_type());
+    };
+  }
   MIGVIS_ASSIGN_OR_RETURN(auto crit, critic::load_critic(critic_dir));
+  critic::to_device(crit, dev);
+  record_model_device(ctx, "critic", *crit);
   if (crit->options.groups != vae.groups || crit->options.group_rank != vae.group_rank)
     return Status::InvalidArgument(fmt::format("critic {} has {} groups x {} dims but VAE {} has {} x {}",
                                                critic_dir.string(), crit->options.groups, crit->options.group_rank,
@@ -131,10 +150,12 @@ Status run_synthesis_stage(StageContext& ctx) {
           grid.negative_seed.push_back(mix_seed(mix_seed(ctx.spec.seed, 77, 78), pi, si));
           trow.push_back(tgt_row[pi]);
         }
-  grid.x_source = torch::stack(xs);
-  grid.z_cand = torch::stack(zs);
-  grid.group = torch::tensor(grp, torch::kLong);
-  grid.gamma = torch::tensor(gam, torch::kFloat32);
+  grid.x_source = torch::stack(xs).to(dev);
+  grid.z_cand = torch::stack(zs).to(dev);
+  grid.group = torch::tensor(grp, torch::kLong).to(dev);
+  grid.gamma = torch::tensor(gam, torch::kFloat32).to(dev);
+  // The negatives' pool and target rows stay on the host: per-item CPU generators
+  // draw from them (guided.cc), then the draws move to the grid's device.
   grid.z_pool = vae.latents;
   grid.target_row = torch::tensor(trow, torch::kLong);
   // gamma == 0 items of one pair and seed are the same edit in every group: computed once.
@@ -157,7 +178,8 @@ Status run_synthesis_stage(StageContext& ctx) {
     if (ctx.should_stop()) return Status::Unavailable("synthesis stopped on request before finishing (no checkpoint; rerun)");
     auto part = dg.unique.slice(c0, std::min(U, c0 + chunk));
     auto x = guided_edit(model.eps, crit, model.schedule, part, go);
-    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).contiguous());
+    // Results cross to the host here: they are gathered and written.
+    out_x.push_back(((x + 1) * 0.5).clamp(0, 1).to(torch::kFloat32).cpu().contiguous());
     if (ctx.comm->is_root())
       (void)schema::write_progress({std::min(U, (ck + 1) * chunk), U, "synthesis", schema::utc_now_iso8601()}, ctx.dir);
   }
@@ -173,7 +195,8 @@ Status run_synthesis_stage(StageContext& ctx) {
   std::vector<torch::Tensor> mi_parts;
   for (int64_t c0 = 0; c0 < B; c0 += chunk) {
     const int64_t c1 = std::min(B, c0 + chunk);
-    mi_parts.push_back(reached_mi(crit, images.slice(0, c0, c1) * 2 - 1, grid.slice(c0, c1)).to(torch::kFloat32));
+    mi_parts.push_back(
+        reached_mi(crit, (images.slice(0, c0, c1) * 2 - 1).to(dev), grid.slice(c0, c1)).to(torch::kFloat32).cpu());
   }
   auto mi_items = torch::cat(mi_parts).contiguous();  // [B]
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -14,6 +14,7 @@
 #include "worker/checkpoint.h"
 #include "worker/comm.h"
 #include "worker/metrics/metrics.h"
+#include "worker/stages/inputs.h"
 #include "worker/vae/vae.h"
 
 namespace migvis::worker {
@@ -257,6 +258,12 @@ Status run_vae_stage(StageContext& ctx) {
     sessions.push_back(std::move(sd));
   }
 
+  // Every session's tensors live on the job's device from here on.
+  const torch::Device dev = stage_device(ctx);
+  for (auto& sd : sessions)
+    for (Tensor* t : {&sd.x, &sd.counts, &sd.mean, &sd.sd, &sd.pose, &sd.category, &sd.train, &sd.test})
+      if (t->defined()) *t = t->to(dev);
+
   // --- model -----------------------------------------------------------------
   vae::VaeOptions opts;
   opts.session_neurons.clear();
@@ -269,7 +276,10 @@ Status run_vae_stage(StageContext& ctx) {
   opts.n_classes = category ? static_cast<int64_t>(category->classes.size()) : 0;
   torch::manual_seed(spec.seed);
   vae::Vae model(opts), best(opts);
+  model->to(dev);
+  best->to(dev);
   copy_params(*best, *model);
+  record_model_device(ctx, "vae", *model);
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(cfg.lr).weight_decay(cfg.weight_decay));
 
   // --- resume ------------------------------------------------------------------
@@ -323,7 +333,7 @@ Status run_vae_stage(StageContext& ctx) {
     std::vector<std::pair<int64_t, Tensor>> batches;
     for (size_t s = 0; s < sessions.size(); ++s) {
       const auto& tr = sessions[s].train;
-      auto perm = tr.index({torch::randperm(tr.size(0), torch::kInt64)});
+      auto perm = tr.index({torch::randperm(tr.size(0), torch::kInt64).to(tr.device())});
       for (int64_t b = 0; b < perm.size(0); b += cfg.batch)
         batches.push_back({static_cast<int64_t>(s), perm.slice(0, b, std::min(perm.size(0), b + cfg.batch))});
     }
@@ -379,17 +389,19 @@ Status run_vae_stage(StageContext& ctx) {
   const int64_t n_seen = static_cast<int64_t>(seen.size()), d = opts.latent_dim();
   std::map<int32_t, int64_t> row_of;
   for (int64_t i = 0; i < n_seen; ++i) row_of[seen[i]] = i;
-  Tensor mu_sum = torch::zeros({n_seen, d}), lv_sum = torch::zeros({n_seen, d}), hits = torch::zeros({n_seen, 1});
+  const auto on_dev = torch::TensorOptions(torch::kFloat32).device(dev);
+  Tensor mu_sum = torch::zeros({n_seen, d}, on_dev), lv_sum = torch::zeros({n_seen, d}, on_dev),
+         hits = torch::zeros({n_seen, 1}, on_dev);
   double w_total = 0, test_r2 = 0, test_mse = 0, train_r2 = 0, bps = 0, bps_w = 0;
   for (size_t s = 0; s < sessions.size(); ++s) {
     auto& sd = sessions[s];
     auto [mu, lv] = model->encode(sd.x, static_cast<int64_t>(s));
     std::vector<int64_t> rows;
     for (int32_t img : sd.image_index) rows.push_back(row_of[img]);
-    auto ridx = torch::tensor(rows, torch::kInt64);
+    auto ridx = torch::tensor(rows, torch::kInt64).to(dev);
     mu_sum.index_add_(0, ridx, mu);
     lv_sum.index_add_(0, ridx, lv);
-    hits.index_add_(0, ridx, torch::ones({ridx.size(0), 1}));
+    hits.index_add_(0, ridx, torch::ones({ridx.size(0), 1}, on_dev));
     auto pred = model->decode(mu, static_cast<int64_t>(s));  // [N_s, M]
     const double w = static_cast<double>(sd.x.size(1));
     w_total += w;
@@ -408,7 +420,8 @@ Status run_vae_stage(StageContext& ctx) {
       bps_w += spikes;
     }
   }
-  Tensor latents = mu_sum / hits, latents_logvar = lv_sum / hits;  // pooled: mean over sessions
+  // pooled: mean over sessions. The scores below run on the host (small, float64).
+  Tensor latents = (mu_sum / hits).cpu(), latents_logvar = (lv_sum / hits).cpu();
 
   auto& m = ctx.result->metrics;
   m["test_r2"] = test_r2 / w_total;
@@ -438,7 +451,9 @@ Status run_vae_stage(StageContext& ctx) {
     m["mig_group"] = metrics::mig(metrics::unit_codes(latents, r, eval_seed), factors);
   }
   // FactorVAE-style: the latent change is decoded (session 0) and re-encoded.
-  metrics::LatentMap reencode = [&](const Tensor& z) { return model->encode(model->decode(z, 0), 0).first; };
+  metrics::LatentMap reencode = [&](const Tensor& z) {
+    return model->encode(model->decode(z.to(dev), 0), 0).first.cpu();
+  };
   m["factorvae"] = metrics::factorvae_score(latents, 1, reencode, eval_seed, cfg.eval_pairs);
   m["factorvae_group"] = metrics::factorvae_score(latents, r, reencode, eval_seed, cfg.eval_pairs);
   if (ds.num_images() > 0 && ds.images.rank() == 4) {
@@ -493,6 +508,7 @@ Status run_vae_stage(StageContext& ctx) {
 
   // --- outputs -----------------------------------------------------------------
   if (!ctx.comm->is_root()) return Status::Ok();
+  model->to(torch::kCPU);  // model.pt loads on any node
   {
     AtomicPath mp(ctx.dir / "model.pt");
     torch::serialize::OutputArchive ar;

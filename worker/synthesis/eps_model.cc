@@ -7,12 +7,22 @@
 
 namespace migvis::worker::synthesis {
 
-Result<EpsModel> load_eps_model(const fs::path& dir) {
+namespace {
+template <typename Params>
+std::string first_device(const Params& ps) {
+  for (const auto& p : ps) return p.device().str();
+  return "none";
+}
+}  // namespace
+
+Result<EpsModel> load_eps_model(const fs::path& dir, const torch::Device& device) {
   EpsModel m;
   fs::path ts = dir / kScriptedEpsFile;
   if (!fs::exists(ts)) {
     MIGVIS_ASSIGN_OR_RETURN(auto dm, diffusion::load_diffusion(dir));
+    dm.unet->to(device);
     for (auto p : dm.unet->parameters()) p.set_requires_grad(false);
+    m.device = first_device(dm.unet->parameters());
     m.schedule = dm.schedule;
     m.image_size_px = dm.unet_options.image_size;
     m.channels = dm.unet_options.channels;
@@ -35,11 +45,14 @@ Result<EpsModel> load_eps_model(const fs::path& dir) {
   } catch (const c10::Error& e) {
     return Status::InvalidArgument(ts.string() + ": not a TorchScript module: " + e.what_without_backtrace());
   }
+  mod->to(device);
   mod->eval();
   for (auto p : mod->parameters()) p.set_requires_grad(false);
+  m.device = first_device(mod->parameters());
   m.owner = mod;
   m.eps = [mod](const torch::Tensor& x, int64_t t) {
-    return mod->forward({x, torch::full({x.size(0)}, t, torch::kLong)}).toTensor();
+    return mod->forward({x, torch::full({x.size(0)}, t, torch::TensorOptions(torch::kLong).device(x.device()))})
+        .toTensor();
   };
   return m;
 }

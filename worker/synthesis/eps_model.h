@@ -28,9 +28,11 @@ struct EpsModel {
   int64_t image_size_px = 0;
   int64_t channels = 0;
   std::shared_ptr<void> owner;  // keeps the module alive
+  std::string device = "cpu";   // where the module's parameters are ("none" if it has none)
 };
 
-// NotFound when the directory holds no model; InvalidArgument when it is malformed.
-Result<EpsModel> load_eps_model(const fs::path& diffusion_dir);
+// Loads the model onto `device` (x_t must live there too). NotFound when the
+// directory holds no model; InvalidArgument when it is malformed.
+Result<EpsModel> load_eps_model(const fs::path& diffusion_dir, const torch::Device& device = torch::kCPU);
 
 }  // namespace migvis::worker::synthesis

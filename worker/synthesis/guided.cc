@@ -16,8 +16,9 @@ torch::Tensor draw(std::vector<at::Generator>& gens, const torch::Tensor& like) 
   std::vector<torch::Tensor> parts;
   parts.reserve(gens.size());
   auto shape = like.sizes().slice(1);
-  for (auto& g : gens) parts.push_back(torch::randn(shape, g, like.options()));
-  return torch::stack(parts, 0);
+  // CPU generators (the same numbers on any device); the batch moves to like's device.
+  for (auto& g : gens) parts.push_back(torch::randn(shape, g, like.options().device(torch::kCPU)));
+  return torch::stack(parts, 0).to(like.device());
 }
 
 }  // namespace
@@ -85,8 +86,10 @@ torch::Tensor NegativeSampler::next(const GuidedBatch& b) {
   if (guided_.empty()) return b.z_cand;
   auto out = b.z_cand.clone();
   auto pool = b.z_pool.to(out.dtype());
-  auto tgt = b.target_row.accessor<int64_t, 1>();
-  auto grp = b.group.accessor<int64_t, 1>();
+  // Index bookkeeping on the host whatever the grid's device.
+  auto tgt_cpu = b.target_row.cpu(), grp_cpu = b.group.cpu();
+  auto tgt = tgt_cpu.accessor<int64_t, 1>();
+  auto grp = grp_cpu.accessor<int64_t, 1>();
   for (int64_t i : guided_) {
     // K of the N - 1 rows other than the target: a permutation of 0..N-2 with
     // indices at or above the target shifted up by one.
