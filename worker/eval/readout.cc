@@ -60,6 +60,12 @@ ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
   return r;
 }
 
+bool is_full_circle(const data::Factor& f) {
+  if (f.units != "deg" || f.values.empty() || f.kind != data::FactorKind::kContinuous) return false;
+  auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
+  return *hi - *lo > 270;
+}
+
 bool near_constant(const std::vector<float>& values) {
   if (values.empty()) return true;
   std::map<float, size_t> counts;
@@ -94,10 +100,7 @@ std::vector<FactorHead> heads_for(const data::Dataset& d, std::vector<std::strin
         for (float v : f.values) s += (v - m) * (v - m);
         h.mean = m;
         h.std = std::max(1e-6, std::sqrt(s / std::max<size_t>(f.values.size(), 1)));
-        if (f.units == "deg" && !f.values.empty()) {
-          auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
-          h.periodic = *hi - *lo > 270;
-        }
+        h.periodic = is_full_circle(f);
       }
       hs.push_back(h);
     }

@@ -81,6 +81,9 @@ TORCH_MODULE(Readout);
 // read-out of them scores noise, and they are never read out, scored or
 // tabled. Their names go to `dropped` when given.
 std::vector<FactorHead> heads_for(const data::Dataset& d, std::vector<std::string>* dropped = nullptr);
+// True for an angle in degrees whose values span (nearly) the full circle
+// (range > 270): read out and regressed as (cos, sin), compared wrapped.
+bool is_full_circle(const data::Factor& f);
 // True when a factor's values are constant or near-constant (see heads_for).
 bool near_constant(const std::vector<float>& values);
 // Targets [N] per head (class index as int64, continuous as float32 raw values).
