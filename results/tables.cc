@@ -183,6 +183,7 @@ std::string html_escape(const std::string& s) {
 }
 
 std::string format_cell(const Cell& c) {
+  if (!c.text.empty()) return c.text;
   if (c.n == 0) return "—";
   if (c.n == 1) return num(c.mean);
   return num(c.mean) + " ± " + num(c.std);
@@ -262,7 +263,9 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
             "the distance to its own), relative to the difference between two random stimuli, at the eval job's "
             "reported γ (metric report_gamma; eval metric transfer.g<g>.<factor>; 0 = chance, 1 = as far as two "
             "unrelated images), mean ± std over seeds; the factor each group moves most is marked. Table 3's γ = 0 "
-            "row gives the unguided value."
+            "row gives the unguided value. Judges: a CNN and a pixel model trained only on stimuli the critic and "
+            "the diffusion model never saw; \"unread\" marks a factor whose read-out score is below min_readout; "
+            "the last rows give each judge's read-out score and their agreement (correlation of per-item changes)."
       : normalized
           ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's "
             "reported γ (metric report_gamma; default the grid value nearest 100), relative to the change between "
@@ -272,39 +275,106 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat) {
             "reported γ (metric report_gamma) (eval metric change.g<g>.<factor>), mean ± std over seeds; the "
             "dominant factor of each group is marked.",
       "group", animals);
-  std::vector<std::string> factors = kFactors;
+  // Columns: the factors the eval jobs report (a factor dropped at eval as
+  // constant, or absent from the dataset, is no column), in table order.
+  std::set<std::string> reported;
+  for (auto& [a, js] : eval_of)
+    for (auto* j : js)
+      for (auto& [name, v] : j->metrics) {
+        int g = 0;
+        char factor[64];
+        if (name.rfind(change_prefix + ".g", 0) == 0 &&
+            std::sscanf(name.c_str() + change_prefix.size(), ".g%d.%63s", &g, factor) == 2)
+          reported.insert(factor);
+        if (name.rfind("unread.", 0) == 0) reported.insert(name.substr(7));
+      }
+  std::vector<std::string> factors;
+  for (auto& f : kFactors)
+    if (reported.count(f) || groups == 0) factors.push_back(f);
   factors.insert(factors.end(), extra_factors.begin(), extra_factors.end());
   t2.columns = factors;
   t2.notes = eval_notes;
-  for (int g = 1; g <= groups; ++g) {
-    std::vector<std::string> ms;
-    for (auto& f : factors) ms.push_back(fmt::format("{}.g{}.{}", change_prefix, g, f));
-    fill_row(t2, fmt::format("group {}", g), ms, [&](const std::string& a) { return eval_of[a]; });
-    for (size_t a = 0; a < animals.size(); ++a) {
-      int best = -1;
+  // Cells of a factor the judge cannot read (eval metric [pixel.]unread.<f>:
+  // its held-out read-out score is below min_readout) say so instead of a number.
+  auto mark_unread = [&](const std::string& judge_prefix) {
+    for (size_t a = 0; a < animals.size(); ++a)
       for (size_t c = 0; c < factors.size(); ++c) {
-        const Cell& cell = t2.cells.back()[a][c];
-        if (cell.n && (best < 0 || cell.mean > t2.cells.back()[a][best].mean)) best = static_cast<int>(c);
+        Cell& cell = t2.cells.back()[a][c];
+        if (cell.n) continue;
+        for (auto* j : eval_of[animals[a]])
+          if (j->metrics.count(judge_prefix + "unread." + factors[c])) cell.text = "unread";
       }
-      t2.marked.back()[a] = best;
+  };
+  auto group_rows = [&](const std::string& judge_prefix, const std::string& label) {
+    for (int g = 1; g <= groups; ++g) {
+      std::vector<std::string> ms;
+      for (auto& f : factors) ms.push_back(fmt::format("{}{}.g{}.{}", judge_prefix, change_prefix, g, f));
+      const size_t missing_before = t2.missing.size();
+      fill_row(t2, fmt::format("group {}{}", g, label), ms, [&](const std::string& a) { return eval_of[a]; });
+      mark_unread(judge_prefix);
+      // An unread cell is not missing data: list only the cells that lack both.
+      t2.missing.resize(missing_before);
+      for (size_t a = 0; a < animals.size(); ++a) {
+        std::vector<std::string> lacking;
+        for (size_t c = 0; c < factors.size(); ++c) {
+          const Cell& cell = t2.cells.back()[a][c];
+          if (cell.n == 0 && cell.text.empty()) lacking.push_back(ms[c]);
+        }
+        if (eval_of[animals[a]].empty()) t2.missing.push_back(fmt::format("{} / {}: no done jobs", animals[a], t2.rows.back()));
+        else if (!lacking.empty())
+          t2.missing.push_back(fmt::format("{} / {}: no {}", animals[a], t2.rows.back(), fmt::join(lacking, ", ")));
+      }
+      for (size_t a = 0; a < animals.size(); ++a) {
+        int best = -1;
+        for (size_t c = 0; c < factors.size(); ++c) {
+          const Cell& cell = t2.cells.back()[a][c];
+          if (cell.n && (best < 0 || cell.mean > t2.cells.back()[a][best].mean)) best = static_cast<int>(c);
+        }
+        t2.marked.back()[a] = best;
+      }
     }
+  };
+  group_rows("", "");
+  // The second, independent judge (eval metrics pixel.*), its rows only when reported.
+  bool has_pixel = false, has_judge = false, has_agreement = false;
+  for (auto& [a, js] : eval_of)
+    for (auto* j : js)
+      for (auto& [name, v] : j->metrics) {
+        if (name.rfind("pixel." + change_prefix + ".g", 0) == 0) has_pixel = true;
+        if (name.rfind("judge.", 0) == 0) has_judge = true;
+        if (name.rfind("agreement.", 0) == 0) has_agreement = true;
+      }
+  if (has_pixel) group_rows("pixel.", " (pixel judge)");
+  // Judge quality: each factor's read-out score on stimuli the judge never saw
+  // (chance-corrected; 0 = chance, 1 = perfect), and the two judges' agreement.
+  auto extra_row = [&](const std::string& prefix, const std::string& label) {
+    std::vector<std::string> ms;
+    for (auto& f : factors) ms.push_back(prefix + f);
+    fill_row(t2, label, ms, [&](const std::string& a) { return eval_of[a]; });
+  };
+  if (has_judge) {
+    extra_row("judge.", "read-out score (CNN judge)");
+    if (has_pixel) extra_row("pixel.judge.", "read-out score (pixel judge)");
   }
+  if (has_agreement) extra_row("agreement.", "judge agreement (r)");
   if (groups == 0) t2.missing.push_back("no done eval jobs with transfer.g<g>.<factor> or change.g<g>.<factor> metrics");
   out.push_back(std::move(t2));
 
   // ---- Table 3
   PaperTable t3 = empty_table("table3_guidance", "Table 3: Guidance sweep",
-                              "For each guidance strength γ: the critic's MI estimate reached, the change (from the "
+                              "For each guidance strength γ: the change (from the "
                               "γ = 0 image) of the factor each guided group changes most and the transfer (table 2) of "
                               "the factor each group moves most at the reported γ, both relative to two random "
                               "stimuli and averaged over groups, and the image-quality proxy (feature distance to the "
                               "stimulus set; lower is better), mean ± std over seeds.",
                               "γ", animals);
-  t3.columns = {"MI reached", "guided change", "guided transfer", "quality"};
+  // No "MI reached": the guiding critic scoring its own objective is circular,
+  // not evidence of selectivity (the eval metric mi.gamma<γ> stays for diagnosis).
+  t3.columns = {"guided change", "guided transfer", "quality"};
   t3.notes = eval_notes;
   for (double gm : gammas) {
     std::string s = fmt::format("{:g}", gm);
-    fill_row(t3, "γ = " + s, {"mi.gamma" + s, "guided_change.gamma" + s, "guided_transfer.gamma" + s, "quality.gamma" + s},
+    fill_row(t3, "γ = " + s, {"guided_change.gamma" + s, "guided_transfer.gamma" + s, "quality.gamma" + s},
              [&](const std::string& a) { return eval_of[a]; });
   }
   if (gammas.empty()) t3.missing.push_back("no done eval jobs with mi.gamma<γ> metrics");

@@ -32,6 +32,7 @@ struct Cell {
   int n = 0;  // 0 = missing
   double mean = 0;
   double std = 0;
+  std::string text;  // shown instead of a number when set (n = 0), e.g. "unread"
 };
 
 struct PaperTable {

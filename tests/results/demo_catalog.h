@@ -120,10 +120,17 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
           // uses it), though it changes factor g (mod 5) most.
           double t = (static_cast<int>(f) == g - 1 ? 0.6 : 0.05) + 0.01 * f + 0.02 * seed + a_off;
           double v = (static_cast<int>(f) == g % 5 ? 0.8 : 0.1) + 0.01 * f + 0.02 * seed + a_off;
+          // a2's size is unreadable by the judge: no numbers, an unread mark.
+          if (animal == "a2" && kDemoFactors[f] == std::string("size")) continue;
           metrics.push_back({e.job_id, fmt::format("transfer.g{}.{}", g, kDemoFactors[f]), t, Value()});
           metrics.push_back({e.job_id, fmt::format("change.g{}.{}", g, kDemoFactors[f]), v, Value()});
           metrics.push_back({e.job_id, fmt::format("slope.g{}.{}", g, kDemoFactors[f]), v / 100, Value()});
         }
+      for (size_t f = 0; f < kDemoFactors.size(); ++f) {
+        const bool unread = animal == "a2" && kDemoFactors[f] == std::string("size");
+        metrics.push_back({e.job_id, fmt::format("judge.{}", kDemoFactors[f]), unread ? 0.05 : 0.9 - 0.1 * f, Value()});
+        if (unread) metrics.push_back({e.job_id, "unread.size", 0.05, Value()});
+      }
       for (double gamma : {1.0, 10.0, 100.0}) {
         metrics.push_back({e.job_id, fmt::format("mi.gamma{:g}", gamma), 0.5 * std::log10(gamma) + 0.1 * seed + a_off, Value()});
         metrics.push_back(

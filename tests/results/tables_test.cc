@@ -55,10 +55,18 @@ TEST_F(TablesTest, CellsAreMeanAndStdOverSeeds) {
   // Table 2 uses transfer.* over change.*: group g moves factor g-1 toward the
   // target most (marked), though it changes factor g most.
   const PaperTable& t2 = tables_[1];
-  ASSERT_EQ(t2.rows.size(), 4u);
+  ASSERT_EQ(t2.rows.size(), 5u);  // groups 1-4, then the judge's read-out score
   for (int g = 0; g < 4; ++g) EXPECT_EQ(t2.marked[g][0], g) << "group " << g + 1;
   EXPECT_NEAR(t2.cells[0][0][0].mean, 0.6 + 0.03, 1e-12);  // transfer.g1.pose on a1, seeds 1, 2
-  EXPECT_EQ(tables_[2].columns[2], "guided transfer");
+  EXPECT_EQ(t2.rows[4], "read-out score (CNN judge)");
+  EXPECT_NEAR(t2.cells[4][0][1].mean, 0.8, 1e-12);  // judge.category on a1
+  // a2's size: the judge cannot read it, so its cells say so, not a number.
+  ASSERT_EQ(t2.columns.back(), "size");
+  EXPECT_EQ(t2.cells[0][1][4].text, "unread");
+  EXPECT_EQ(format_cell(t2.cells[0][1][4]), "unread");
+  EXPECT_TRUE(t2.cells[0][0][4].text.empty());
+  // Table 3 claims no selectivity from the guiding critic's own MI.
+  EXPECT_EQ(tables_[2].columns, (std::vector<std::string>{"guided change", "guided transfer", "quality"}));
   // Table 3: gammas 1, 10, 100 in numeric order.
   EXPECT_EQ(tables_[2].rows, (std::vector<std::string>{"γ = 1", "γ = 10", "γ = 100"}));
   // Table 4: only w_tc varies among migvis jobs.
@@ -84,6 +92,32 @@ TEST_F(TablesTest, CsvIsLongForm) {
   EXPECT_NE(csv.find("table1_reconstruction,vae,a1,R²,0.12"), std::string::npos) << csv.substr(0, 300);
   // rows x animals x columns lines + header
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 5 * 2 * 9);
+}
+
+// A factor the eval jobs never report (dropped at eval as constant) is no
+// column of table 2; the demo reports all five, so all five are columns.
+TEST_F(TablesTest, Table2ColumnsAreTheReportedFactors) {
+  EXPECT_EQ(tables_[1].columns, (std::vector<std::string>{"pose", "category", "identity", "position", "size"}));
+  TempDir tmp;
+  auto c = Catalog::open(tmp / "migvis.db", Catalog::Mode::kReadWrite);
+  ASSERT_TRUE(c.ok());
+  JobRow e;
+  e.job_id = "00000000000000e1";
+  e.hash = e.job_id;
+  e.sweep = "t";
+  e.stage = "eval";
+  e.key = {{"animal", "a1"}, {"session", "s1"}};
+  e.status = JobStatus::kDone;
+  ASSERT_TRUE((*c)->upsert_jobs({e}).ok());
+  for (auto name : {"transfer.g1.pose", "transfer.g1.category", "judge.pose", "judge.category"})
+    ASSERT_TRUE((*c)->query("INSERT INTO metrics (job_id, name, step, value) VALUES (?,?,?,?)",
+                            {e.job_id, std::string(name), Value(), 0.5}).ok());
+  auto t = build_paper_tables(**c);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ((*t)[1].columns, (std::vector<std::string>{"pose", "category"}));
+  const std::string md = render_table((*t)[1], TableFormat::kMarkdown);
+  EXPECT_EQ(md.find("size"), std::string::npos) << md;
+  EXPECT_EQ(md.find("rxz"), std::string::npos) << md;
 }
 
 TEST(TablesEmptyTest, EmptyCatalogSaysWhatIsMissing) {
