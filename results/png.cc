@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "results/font.h"
+
 namespace migvis::png {
 namespace {
 
@@ -91,6 +93,48 @@ Status write_png_grid(const fs::path& path, const h5::Array<float>& images, int 
         for (int ch = 0; ch < c; ++ch)
           row[static_cast<size_t>(x) * c + ch] = to_byte(img[ch * plane + sy + x / scale]);
     }
+  }
+  return encode_and_write(path, px, out_h, out_w, c);
+}
+
+Status write_pair_figure(const fs::path& path, const PairFigure& fig, int scale) {
+  const std::string where = path.string();
+  const int c = fig.channels, n = fig.cell_px, R = static_cast<int>(fig.rows.size()), K = static_cast<int>(fig.columns.size());
+  if (c != 1 && c != 3) return Status::InvalidArgument(fmt::format("{}: expected 1 or 3 channels, got {}", where, c));
+  if (n < 1 || scale < 1) return Status::InvalidArgument(fmt::format("{}: cell_px {} and scale {} must be >= 1", where, n, scale));
+  const size_t img = static_cast<size_t>(c) * n * n;
+  if (fig.source.size() != img || fig.target.size() != img || fig.cells.size() != img * R * K)
+    return Status::InvalidArgument(fmt::format("{}: expected source and target of {} values and {} x {} cells of {}, got "
+                                               "{}, {} and {} values", where, img, R, K, img, fig.source.size(),
+                                               fig.target.size(), fig.cells.size()));
+  const int cell = n * scale, pad = 2, m = 4, fs = cell >= 96 ? 2 : 1;
+  const int text_h = font::kGlyphHeight * fs;
+  int label_w = 0;
+  for (auto& r : fig.rows) label_w = std::max(label_w, font::text_width(r, fs));
+  const int header_y = m + text_h + 4, images_y = header_y + text_h + 3;
+  const int target_x = m + cell + pad, label_x = target_x + cell + 10, grid_x = label_x + label_w + 4;
+  int out_w = grid_x + K * (cell + pad) + m;
+  out_w = std::max({out_w, m + font::text_width(fig.title, fs) + m, m + 2 * cell + pad + m});
+  const int out_h = images_y + std::max(1, R) * (cell + pad) + m;
+  std::vector<uint8_t> px(static_cast<size_t>(out_h) * out_w * c, 255);
+  auto blit = [&](const float* im, int x0, int y0) {
+    const size_t plane = static_cast<size_t>(n) * n;
+    for (int y = 0; y < cell; ++y)
+      for (int x = 0; x < cell; ++x)
+        for (int ch = 0; ch < c; ++ch)
+          px[(static_cast<size_t>(y0 + y) * out_w + x0 + x) * c + ch] =
+              to_byte(im[ch * plane + static_cast<size_t>(y / scale) * n + x / scale]);
+  };
+  font::draw_text(px, out_w, out_h, c, m, m, fig.title, fs);
+  font::draw_text(px, out_w, out_h, c, m, header_y, "source", fs);
+  font::draw_text(px, out_w, out_h, c, target_x, header_y, "target", fs);
+  blit(fig.source.data(), m, images_y);
+  blit(fig.target.data(), target_x, images_y);
+  for (int k = 0; k < K; ++k) font::draw_text(px, out_w, out_h, c, grid_x + k * (cell + pad), header_y, fig.columns[k], fs);
+  for (int r = 0; r < R; ++r) {
+    const int y0 = images_y + r * (cell + pad);
+    font::draw_text(px, out_w, out_h, c, label_x, y0 + (cell - text_h) / 2, fig.rows[r], fs);
+    for (int k = 0; k < K; ++k) blit(fig.cells.data() + (static_cast<size_t>(r) * K + k) * img, grid_x + k * (cell + pad), y0);
   }
   return encode_and_write(path, px, out_h, out_w, c);
 }

@@ -6,6 +6,9 @@
 // Thread-compatible: no shared state.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "common/files.h"
 #include "common/status.h"
 #include "results/h5.h"
@@ -25,6 +28,25 @@ Status write_png_gray(const fs::path& path, const float* pixels, int height, int
 // rows/cols/scale < 1 or pad_px < 0.
 Status write_png_grid(const fs::path& path, const h5::Array<float>& images, int rows, int cols, int pad_px = 1,
                       int scale = 1);
+
+// One synthesis pair as a figure that stands alone (labels drawn with
+// results/font.h): a title line; the source and the target image side by side,
+// captioned SOURCE and TARGET; then the guided images, one row per latent
+// group (labelled with `rows`, e.g. "group 2: category") and one column per
+// guidance strength (headed with `columns`, e.g. "g=30").
+struct PairFigure {
+  int cell_px = 0;                     // H = W of every image
+  int channels = 1;                    // 1 or 3
+  std::vector<float> source, target;   // [C, H, W] in [0, 1]
+  std::vector<float> cells;            // [rows, columns, C, H, W] in [0, 1]
+  std::vector<std::string> rows, columns;
+  std::string title;
+};
+// Writes `fig` as one PNG, every image pixel a scale x scale block, labels at
+// font scale 1 (2 when cells are 96 px or more). InvalidArgument when sizes
+// disagree (source/target/cells vs cell_px, channels, rows x columns) or
+// channels is not 1 or 3. The layout's size: see png.cc (figure_layout).
+Status write_pair_figure(const fs::path& path, const PairFigure& fig, int scale = 1);
 
 // Reads a PNG (any bit depth / colour type; palette is expanded, alpha is
 // dropped, 16-bit is reduced to 8) as [1, C, H, W] in [0, 1] with C = 1 for

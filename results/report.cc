@@ -39,6 +39,10 @@ p.missing { color: #a40; font-size: 0.85em; } p.note { color: #777; font-size: 0
 div.wide { overflow-x: auto; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; } .plots figure { margin: 0; }
 figure.grid img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }
+div.pairs { display: flex; overflow-x: auto; scroll-snap-type: x mandatory; scroll-behavior: smooth; gap: 16px; }
+div.pairs figure.pair { flex: 0 0 100%; scroll-snap-align: start; margin: 0; }
+div.pairs figure.pair img { image-rendering: pixelated; border: 1px solid #ccc; max-width: 100%; }
+div.pairs p.stepper a { margin-right: 1em; }
 .summary td, .summary th { border: 1px solid #ddd; padding: 2px 8px; } .summary { border-collapse: collapse; }
 )css";
 
@@ -166,6 +170,41 @@ Status write_report(const Catalog& cat, const fs::path& root, const fs::path& ou
                       fmt::format("{} · job {} · {}", it->second.animal, it->first, rel), std::move(bytes).value()});
   }
 
+  // Labelled pair figures of eval jobs (source | target | groups x gammas) and
+  // their captions (figure_pair<p>.json next to each PNG).
+  MIGVIS_ASSIGN_OR_RETURN(QueryResult figs_q, cat.query("SELECT a.job_id, a.path FROM artifacts a JOIN jobs j ON "
+                                                        "j.job_id = a.job_id WHERE a.kind = 'figure' AND j.status = "
+                                                        "'done' ORDER BY a.job_id, length(a.path), a.path"));
+  std::vector<Img> pair_figs;
+  for (auto& row : figs_q.rows) {
+    auto it = jobs.find(value_to_string(row[0]));
+    if (it == jobs.end()) continue;
+    std::string rel = value_to_string(row[1]);
+    fs::path src = resolve_job_dir(it->second, root) / rel;
+    auto bytes = read_file(src);
+    if (!bytes.ok()) {
+      image_problems.push_back(fmt::format("figure {} of job {} not found at {}", rel, it->first, src.string()));
+      continue;
+    }
+    std::string caption = fmt::format("{} · eval job {} · {}", it->second.animal, it->first, rel);
+    auto cap = read_file(fs::path(src).replace_extension(".json"));
+    if (cap.ok()) {
+      json c = json::parse(*cap, nullptr, false);
+      if (c.is_object() && c.contains("pair") && c.contains("source") && c.contains("target")) {
+        std::string rows;
+        if (c.contains("rows") && c["rows"].is_array())
+          for (auto& r : c["rows"]) rows += (rows.empty() ? "" : "; ") + (r.is_string() ? r.get<std::string>() : r.dump());
+        caption = fmt::format("{}, pair {}: source stimulus {} (left), target stimulus {} (right of it); rows: latent "
+                              "groups ({}; the factor each group moves toward its target most, by the CNN judge); "
+                              "columns: guidance strength γ. Eval job {}.",
+                              it->second.animal, c["pair"].dump(), c["source"].dump(), c["target"].dump(), rows,
+                              it->first);
+      }
+    }
+    std::string name = safe_name(it->second.animal + "_" + it->first + "_" + fs::path(rel).filename().string());
+    pair_figs.push_back({it->second.animal, "img/" + name, caption, std::move(bytes).value()});
+  }
+
   // ---- HTML
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                   "<title>MIG-Vis results</title>\n<style>" + std::string(kCss) + "</style>\n</head>\n<body>\n";
@@ -218,6 +257,28 @@ Status write_report(const Catalog& cat, const fs::path& root, const fs::path& ou
     h += "<h3>Synthesis grids, " + html_escape(a) + "</h3>\n" +
          (figs.empty() ? "<p class=\"missing\">No synthesis grid for this animal yet.</p>\n" : figs);
   }
+  // Pair figures: a row of figures the reader steps through with previous /
+  // next links (plain anchors into a scroll-snapping row: no script).
+  for (auto& a : animals) {
+    std::vector<const Img*> mine;
+    for (auto& img : pair_figs)
+      if (img.animal == a) mine.push_back(&img);
+    h += "<h3>Guided pairs, " + html_escape(a) + "</h3>\n";
+    if (mine.empty()) {
+      h += "<p class=\"missing\">No labelled pair figure (eval job) for this animal yet.</p>\n";
+      continue;
+    }
+    const int n = static_cast<int>(mine.size());
+    auto fig_id = [&](int k) { return "pair-" + safe_name(a) + "-" + std::to_string((k + n) % n + 1); };
+    h += "<div class=\"pairs\">\n";
+    for (int k = 0; k < n; ++k)
+      h += fmt::format("<figure class=\"pair\" id=\"{0}\"><p class=\"stepper\"><a href=\"#{1}\">&larr; previous "
+                       "pair</a><a href=\"#{2}\">next pair &rarr;</a>pair figure {3} of {4}</p><img src=\"{5}\" "
+                       "alt=\"{6}\"><figcaption>{7}</figcaption></figure>\n",
+                       fig_id(k), fig_id(k - 1), fig_id(k + 1), k + 1, n, html_escape(mine[k]->rel),
+                       html_escape("pair figure: " + mine[k]->caption), html_escape(mine[k]->caption));
+    h += "</div>\n";
+  }
   for (auto& p : image_problems) h += "<p class=\"missing\">" + html_escape(p) + "</p>\n";
 
   h += "<h2 id=\"ablations\">5. Ablations</h2>\n";
@@ -231,10 +292,12 @@ Status write_report(const Catalog& cat, const fs::path& root, const fs::path& ou
       ++n_missing;
     }
   if (n_missing == 0) h += "<li>Nothing: every cell of every table has data.</li>\n";
-  h += "</ul>\n</body>\n</html>\n";
+  h += "</ul>\n";
+  h += "</body>\n</html>\n";
 
   // ---- write (everything is in memory now)
   for (auto& img : images) MIGVIS_RETURN_IF_ERROR(write_file_atomic(out_dir / img.rel, img.bytes));
+  for (auto& img : pair_figs) MIGVIS_RETURN_IF_ERROR(write_file_atomic(out_dir / img.rel, img.bytes));
   return write_file_atomic(out_dir / "index.html", h);
 }
 

@@ -45,6 +45,7 @@ struct Cell {
   int n_failed = 0;  // jobs of the cell that failed, or gave a non-finite value
   double mean = 0;
   double std = 0;
+  std::string text;  // shown instead of a number when set (n = 0), e.g. "unread"
 };
 
 struct PaperTable {

@@ -124,6 +124,21 @@ Result<std::vector<int64_t>> Params::get_ints(const std::string& key, const std:
   return out;
 }
 
+Result<std::vector<std::string>> Params::get_strings(const std::string& key, const std::vector<std::string>& def) const {
+  YAML::Node n = lookup(key);
+  if (!n.IsDefined() || n.IsNull()) return def;
+  if (!n.IsSequence())
+    return Status::InvalidArgument(fmt::format("{}{}: params.{}: expected a list of strings, got {}", where_, mark_of(n), key, node_text(n)));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (!n[i].IsScalar())
+      return Status::InvalidArgument(fmt::format("{}{}: params.{}[{}]: expected a string, got {}", where_, mark_of(n[i]), key, i,
+                                                 node_text(n[i])));
+    out.push_back(n[i].as<std::string>());
+  }
+  return out;
+}
+
 Status Params::check_known(const std::vector<std::string>& known) const {
   if (!node_.IsMap()) return Status::Ok();
   std::set<std::string> k(known.begin(), known.end());

@@ -58,6 +58,7 @@ class Params {
   Result<std::string> get_string(const std::string& key, const std::string& def) const;
   Result<std::vector<double>> get_doubles(const std::string& key, const std::vector<double>& def) const;
   Result<std::vector<int64_t>> get_ints(const std::string& key, const std::vector<int64_t>& def) const;
+  Result<std::vector<std::string>> get_strings(const std::string& key, const std::vector<std::string>& def) const;
   // Keys present in the node that are not in `known`: InvalidArgument naming them.
   Status check_known(const std::vector<std::string>& known) const;
 

@@ -48,6 +48,9 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"test_fraction", T::kNumber, 0.2, {}},
            {"eval_every", T::kInt, 5, {}},
            {"patience", T::kInt, J(), {}},
+           // Continuous pose labels (worker/stages/vae.h); default: every factor
+           // with role pose, size or position (HvM: rxy, ryz, rxz, s, ty, tz).
+           {"pose_factors", T::kStringList, J(), {}},
        }},
       // Aligned with the check_known lists of worker/stages/diffusion.cc and
       // worker/stages/{critic,synthesis,eval}.cc;
@@ -77,6 +80,8 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"sample_count", T::kInt, J(), {}},
            {"sample_steps", T::kInt, J(), {}},
            {"sample_eta", T::kNumber, J(), {}},
+           // Fraction of the stimuli left to the eval judges (worker/stages/inputs.h).
+           {"judge_holdout", T::kNumber, J(), {}},
        }},
       {"critic",
        {
@@ -94,6 +99,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"augment_noise", T::kNumber, J(), {}},
            {"augment_blur", T::kNumber, J(), {}},
            {"keep_best", T::kBool, J(), {}},
+           {"judge_holdout", T::kNumber, J(), {}},
        }},
       {"synthesis",
        {
@@ -124,6 +130,8 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"keep_best", T::kBool, J(), {}},
            {"report_gamma", T::kNumber, J(), {}},
            {"min_readout", T::kNumber, J(), {}},
+           {"pixel_features", T::kInt, J(), {}},
+           {"bootstrap", T::kInt, J(), {}},
        }},
   };
   return k;
@@ -152,6 +160,7 @@ std::string describe_type(const ParamSpec& p) {
     case T::kEnum: return fmt::format("one of {}", fmt::join(p.choices, "|"));
     case T::kIntList: return "a list of integers";
     case T::kNumberList: return "a list of numbers";
+    case T::kStringList: return "a list of strings";
     case T::kIntOrIntList: return "an integer or a list of integers";
     case T::kImport: return "a mapping {format: <name>, path: <file>}";
   }

@@ -12,7 +12,7 @@
 
 namespace migvis::sweeps {
 
-enum class ParamType { kInt, kNumber, kString, kBool, kEnum, kIntList, kNumberList, kIntOrIntList, kImport };
+enum class ParamType { kInt, kNumber, kString, kBool, kEnum, kIntList, kNumberList, kStringList, kIntOrIntList, kImport };
 
 struct ParamSpec {
   std::string name;

@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 
 #include "results/catalog.h"
+#include "results/png.h"
+#include "common/files.h"
 
 namespace migvis::testing {
 
@@ -119,6 +121,33 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
       e.params = {{"gammas", json::array({1, 10, 100})}};
       e.seed = seed;
       e.status = JobStatus::kDone;
+      if (seed == 1) {
+        // Two labelled pair figures (as the eval stage writes them) with captions.
+        e.dir = (root / "jobs/eval" / e.job_id).string();
+        std::filesystem::create_directories(e.dir);
+        for (int pair = 0; pair < 2; ++pair) {
+          migvis::png::PairFigure fig;
+          fig.cell_px = 16;
+          fig.source.resize(16 * 16);
+          fig.target.resize(16 * 16);
+          for (int i = 0; i < 16 * 16; ++i) {
+            fig.source[i] = (i % 16) / 15.f;
+            fig.target[i] = (i / 16) / 15.f;
+          }
+          fig.rows = {"group 1: pose", "group 2: category", "group 3: identity", "group 4: position"};
+          fig.columns = {"g=1", "g=10", "g=100"};
+          for (int c = 0; c < 12; ++c)
+            for (int i = 0; i < 16 * 16; ++i) fig.cells.push_back(0.5f + 0.4f * std::sin(0.3f * i + c + pair));
+          fig.title = fmt::format("pair {}: source {} target {}", pair, 3 + pair, 40 + pair);
+          MIGVIS_RETURN_IF_ERROR(migvis::png::write_pair_figure(e.dir + fmt::format("/figure_pair{}.png", pair), fig, 4));
+          MIGVIS_RETURN_IF_ERROR(migvis::write_file_atomic(
+              e.dir + fmt::format("/figure_pair{}.json", pair),
+              fmt::format("{{\"pair\": {}, \"source\": {}, \"target\": {}, \"rows\": [\"group 1: pose\", "
+                          "\"group 2: category\", \"group 3: identity\", \"group 4: position\"], \"gammas\": [1, 10, 100]}}\n",
+                          pair, 3 + pair, 40 + pair)));
+          artifacts.push_back({e.job_id, "figure", fmt::format("figure_pair{}.png", pair)});
+        }
+      }
       rows.push_back(e);
       for (int g = 1; g <= 4; ++g)
         for (size_t f = 0; f < kDemoFactors.size(); ++f) {
@@ -126,10 +155,17 @@ inline migvis::Status fill_demo_catalog(catalog::Catalog& cat, const std::filesy
           // uses it), though it changes factor g (mod 5) most.
           double t = (static_cast<int>(f) == g - 1 ? 0.6 : 0.05) + 0.01 * f + 0.02 * seed + a_off;
           double v = (static_cast<int>(f) == g % 5 ? 0.8 : 0.1) + 0.01 * f + 0.02 * seed + a_off;
+          // a2's size is unreadable by the judge: no numbers, an unread mark.
+          if (animal == "a2" && kDemoFactors[f] == std::string("size")) continue;
           metrics.push_back({e.job_id, fmt::format("transfer.g{}.{}", g, kDemoFactors[f]), t, Value()});
           metrics.push_back({e.job_id, fmt::format("change.g{}.{}", g, kDemoFactors[f]), v, Value()});
           metrics.push_back({e.job_id, fmt::format("slope.g{}.{}", g, kDemoFactors[f]), v / 100, Value()});
         }
+      for (size_t f = 0; f < kDemoFactors.size(); ++f) {
+        const bool unread = animal == "a2" && kDemoFactors[f] == std::string("size");
+        metrics.push_back({e.job_id, fmt::format("judge.{}", kDemoFactors[f]), unread ? 0.05 : 0.9 - 0.1 * f, Value()});
+        if (unread) metrics.push_back({e.job_id, "unread.size", 0.05, Value()});
+      }
       for (double gamma : {1.0, 10.0, 100.0}) {
         metrics.push_back({e.job_id, fmt::format("mi.gamma{:g}", gamma), 0.5 * std::log10(gamma) + 0.1 * seed + a_off, Value()});
         metrics.push_back(

@@ -5,12 +5,15 @@
 
 #include <cmath>
 
+#include "results/font.h"
 #include "tests/test_util.h"
 
 namespace migvis {
 namespace {
 
 using migvis::testing::TempDir;
+
+int font_width_of(const std::string& s) { return font::text_width(s, 1); }
 
 TEST(PngTest, GrayRoundTripWithin8BitQuantisation) {
   TempDir tmp;
@@ -97,6 +100,45 @@ TEST(PngTest, ErrorsNameTheProblem) {
   r = png::read_png(tmp / "junk.png");
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("junk.png"), std::string::npos);
+}
+
+// A pair figure stands alone: the labels are drawn into it (ink in the title,
+// header and row-label areas, which carry no image), and the images sit where
+// the layout puts them.
+TEST(PngTest, PairFigureCarriesItsLabels) {
+  TempDir tmp;
+  const int n = 8, rows = 2, cols = 3;
+  png::PairFigure fig;
+  fig.cell_px = n;
+  fig.source.assign(n * n, 0.5f);
+  fig.target.assign(n * n, 0.25f);
+  fig.cells.assign(rows * cols * n * n, 1.f);  // white cells: any dark pixel right of the images is a label
+  fig.rows = {"group 1: pose", "group 2: category"};
+  fig.columns = {"g=0", "g=10", "g=30"};
+  fig.title = "pair 0: source 12 target 7";
+  ASSERT_TRUE(png::write_pair_figure(tmp / "f.png", fig, 2).ok());
+  auto r = png::read_png(tmp / "f.png");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const int h = static_cast<int>(r->dim(2)), w = static_cast<int>(r->dim(3));
+  auto dark_in = [&](int y0, int y1, int x0, int x1) {
+    int k = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) k += r->data[static_cast<size_t>(y) * w + x] < 0.1f;
+    return k;
+  };
+  EXPECT_GT(dark_in(0, 11, 0, w), 30);    // title line (7 px glyphs from y = 4)
+  EXPECT_GT(dark_in(15, 22, 0, 40), 10);  // "source" header
+  // Row labels between the target image and the grid.
+  const int cell = 2 * n, label_x = 4 + 2 * cell + 2 + 10;
+  EXPECT_GT(dark_in(25, 25 + cell, label_x, label_x + 40), 10);
+  // Source and target pixels where the layout puts them.
+  EXPECT_NEAR(r->data[static_cast<size_t>(25 + 4) * w + 4 + 4], 0.5f, 1.f / 255);
+  EXPECT_NEAR(r->data[static_cast<size_t>(25 + 4) * w + 4 + cell + 2 + 4], 0.25f, 1.f / 255);
+  EXPECT_GT(w, label_x + font_width_of("group 2: category") + cols * cell);
+  EXPECT_EQ(h, 25 + rows * (cell + 2) + 4);
+  // Sizes that disagree are rejected.
+  fig.cells.pop_back();
+  EXPECT_FALSE(png::write_pair_figure(tmp / "g.png", fig, 2).ok());
 }
 
 }  // namespace

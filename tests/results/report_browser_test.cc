@@ -63,6 +63,33 @@ TEST(ReportBrowserTest, RendersInHeadlessChromium) {
   EXPECT_EQ(w, 1280);
   EXPECT_EQ(h, 2000);
   EXPECT_GT(frac, 0.02) << "screenshot is (nearly) blank";
+
+  // The labelled pair figures: in the page as Chromium built it, with captions
+  // and previous / next links that step through the pairs.
+  auto dom = migvis::testing::run_command("timeout 90 " + chromium +
+                                          " --headless --no-sandbox --disable-gpu --no-first-run"
+                                          " --disable-background-networking --disable-component-update --disable-sync"
+                                          " --user-data-dir=" + (tmp / "profile2").string() + " --dump-dom file://" +
+                                          (out / "index.html").string());
+  ASSERT_EQ(dom.exit_code, 0) << dom.output;
+  EXPECT_NE(dom.output.find("id=\"pair-a1-1\""), std::string::npos);
+  EXPECT_NE(dom.output.find("href=\"#pair-a1-2\""), std::string::npos);
+  EXPECT_NE(dom.output.find("pair figure 2 of 2"), std::string::npos);
+  EXPECT_NE(dom.output.find("figure_pair0.png"), std::string::npos);
+  EXPECT_NE(dom.output.find("figure_pair1.png"), std::string::npos);
+  EXPECT_NE(dom.output.find("source stimulus 3"), std::string::npos);
+  EXPECT_NE(dom.output.find("columns: guidance strength γ"), std::string::npos);
+  EXPECT_NE(dom.output.find("group 2: category"), std::string::npos);
+  EXPECT_NE(dom.output.find("next pair"), std::string::npos);
+  // The figure files themselves carry their labels (stand-alone PNGs): the
+  // title row above the images holds ink.
+  fs::path fig;
+  for (auto& e : fs::directory_iterator(out / "img"))
+    if (e.path().filename().string().find("figure_pair0") != std::string::npos) fig = e.path();
+  ASSERT_FALSE(fig.empty());
+  int fw = 0, fh = 0;
+  EXPECT_GT(non_blank_fraction(fig.string(), &fw, &fh), 0.3);
+  EXPECT_GT(fw, 4 * 16 * 4);  // source, target and three gamma columns of 64 px
 }
 
 }  // namespace

@@ -43,7 +43,9 @@ TEST(ReportTest, WritesHtmlAndCopiesGrids) {
     EXPECT_NE(html->find("img/" + e.path().filename().string()), std::string::npos);
     ++imgs;
   }
-  EXPECT_EQ(imgs, 2u);
+  EXPECT_EQ(imgs, 2u + 2 * 2);  // a synthesis grid and two eval pair figures per animal
+  EXPECT_NE(html->find("Guided pairs, a1"), std::string::npos);
+  EXPECT_NE(html->find("source stimulus 4"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "worker/stages/inputs.h"
 
@@ -10,8 +11,37 @@ namespace migvis::worker::eval {
 
 namespace nn = torch::nn;
 
+JudgeTrunkImpl::JudgeTrunkImpl(int64_t channels, int64_t w) : width(std::max<int64_t>(w, 2)) {
+  auto conv_bn = [](nn::Sequential& s, int64_t in, int64_t out, int64_t k, int64_t stride, bool relu) {
+    s->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false)));
+    s->push_back(nn::BatchNorm2d(out));
+    if (relu) s->push_back(nn::ReLU());
+  };
+  const int64_t w2 = width;
+  stem = register_module("stem", nn::Sequential());
+  conv_bn(stem, channels, w2, 5, 1, true);
+  down = register_module("down", nn::Sequential());
+  conv_bn(down, w2, 2 * w2, 3, 2, true);
+  res = register_module("res", nn::Sequential());
+  conv_bn(res, 2 * w2, 2 * w2, 3, 1, true);
+  conv_bn(res, 2 * w2, 2 * w2, 3, 1, false);
+  top = register_module("top", nn::Sequential());
+  conv_bn(top, 2 * w2, 4 * w2, 3, 2, true);
+  reduce = register_module("reduce", nn::Conv2d(nn::Conv2dOptions(4 * w2, w2 / 2, 1)));
+}
+
+torch::Tensor JudgeTrunkImpl::forward(const torch::Tensor& x) {
+  auto h = down->forward(stem->forward(x));                              // [B, 2w, S/2, S/2]
+  h = torch::relu(h + res->forward(h));
+  h = top->forward(h);                                                    // [B, 4w, S/4, S/4]
+  auto mx = std::get<0>(h.flatten(2).max(2));                             // [B, 4w]
+  auto mean = h.mean({2, 3});                                             // [B, 4w]
+  auto where = torch::adaptive_avg_pool2d(torch::relu(reduce->forward(h)), {4, 4}).flatten(1);  // [B, 16 * (w/2)]
+  return torch::cat({mx, mean, where}, 1);
+}
+
 ReadoutImpl::ReadoutImpl(const ReadoutOptions& o, std::vector<FactorHead> h) : options(o), heads(std::move(h)) {
-  trunk = register_module("trunk", ImageTrunk(ImageTrunkOptions{o.channels, o.width}));
+  trunk = register_module("trunk", JudgeTrunk(o.channels, o.width));
   dropout = register_module("dropout", nn::Dropout(0.3));
   out = register_module("out", nn::ModuleList());
   for (auto& fh : heads) out->push_back(nn::Linear(trunk->out_features(), fh.outputs()));
@@ -30,11 +60,33 @@ ReadoutOutput ReadoutImpl::forward(const torch::Tensor& x) {
   return r;
 }
 
-std::vector<FactorHead> heads_for(const data::Dataset& d) {
+bool is_full_circle(const data::Factor& f) {
+  if (f.units != "deg" || f.values.empty() || f.kind != data::FactorKind::kContinuous) return false;
+  auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
+  return *hi - *lo > 270;
+}
+
+bool near_constant(const std::vector<float>& values) {
+  if (values.empty()) return true;
+  std::map<float, size_t> counts;
+  for (float v : values) ++counts[v];
+  size_t top = 0;
+  for (auto& [v, c] : counts) top = std::max(top, c);
+  if (top >= 0.95 * values.size()) return true;
+  auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  const double scale = std::max(1.0, static_cast<double>(std::max(std::abs(*lo), std::abs(*hi))));
+  return *hi - *lo <= 1e-6 * scale;
+}
+
+std::vector<FactorHead> heads_for(const data::Dataset& d, std::vector<std::string>* dropped) {
   std::vector<FactorHead> hs;
   for (auto& role : factor_roles())
     for (auto& f : d.factors) {
       if (f.role != role) continue;
+      if (near_constant(f.values)) {
+        if (dropped) dropped->push_back(f.name);
+        continue;
+      }
       FactorHead h;
       h.name = f.name;
       h.role = f.role;
@@ -48,10 +100,7 @@ std::vector<FactorHead> heads_for(const data::Dataset& d) {
         for (float v : f.values) s += (v - m) * (v - m);
         h.mean = m;
         h.std = std::max(1e-6, std::sqrt(s / std::max<size_t>(f.values.size(), 1)));
-        if (f.units == "deg" && !f.values.empty()) {
-          auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
-          h.periodic = *hi - *lo > 270;
-        }
+        h.periodic = is_full_circle(f);
       }
       hs.push_back(h);
     }
@@ -117,21 +166,33 @@ std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const
   best.restore(*r);
   r->eval();
   auto pred = predict(r, images.index_select(0, test));
+  std::vector<torch::Tensor> y;
+  for (auto& t : targets) y.push_back(t.index_select(0, test));
+  return score_predictions(r->heads, pred.values, y);
+}
+
+std::vector<double> score_predictions(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& values,
+                                      const std::vector<torch::Tensor>& targets) {
   std::vector<double> score;
-  for (size_t i = 0; i < r->heads.size(); ++i) {
-    auto y = targets[i].index_select(0, test);
-    if (r->heads[i].categorical) {
-      score.push_back((pred.values[i] == y).to(torch::kFloat64).mean().item<double>());
-    } else if (r->heads[i].periodic) {
-      auto err = (pred.values[i] - y).to(torch::kFloat64) * (M_PI / 180.0);
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const auto& y = targets[i];
+    if (heads[i].categorical) {
+      score.push_back((values[i] == y).to(torch::kFloat64).mean().item<double>());
+    } else if (heads[i].periodic) {
+      auto err = (values[i] - y).to(torch::kFloat64) * (M_PI / 180.0);
       score.push_back(err.cos().mean().item<double>());
     } else {
-      auto yd = y.to(torch::kFloat64), pd = pred.values[i].to(torch::kFloat64);
+      auto yd = y.to(torch::kFloat64), pd = values[i].to(torch::kFloat64);
       double ss_res = (yd - pd).pow(2).sum().item<double>(), ss_tot = (yd - yd.mean()).pow(2).sum().item<double>();
       score.push_back(1 - ss_res / std::max(ss_tot, 1e-12));
     }
   }
   return score;
+}
+
+double chance_corrected(const FactorHead& h, double score) {
+  const double chance = h.categorical ? 1.0 / std::max<int64_t>(h.classes, 1) : 0.0;
+  return chance < 1 ? (score - chance) / (1.0 - chance) : 0.0;
 }
 
 Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
@@ -189,6 +250,99 @@ std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std
   for (auto& d : role_distances(heads, a, b, roles))
     out.push_back(d.defined() ? d.mean().item<double>() : std::numeric_limits<double>::quiet_NaN());
   return out;
+}
+
+PixelReadout::PixelReadout(const PixelReadoutOptions& o, std::vector<FactorHead> heads) : o_(o), heads_(std::move(heads)) {}
+
+torch::Tensor PixelReadout::features(const torch::Tensor& images) const {
+  auto x = resize_images(images, o_.image_size_px).flatten(1).to(torch::kFloat64);  // [B, P]
+  x = (x - pix_mean_) / pix_sd_;
+  auto rf = torch::relu(x.matmul(proj_) + bias_);                                  // [B, features]
+  return torch::cat({x, rf}, 1);
+}
+
+torch::Tensor PixelReadout::encode(const std::vector<torch::Tensor>& targets, const torch::Tensor& idx) const {
+  std::vector<torch::Tensor> cols;
+  for (size_t i = 0; i < heads_.size(); ++i) {
+    auto& h = heads_[i];
+    auto y = targets[i].index_select(0, idx);
+    if (h.categorical) {
+      cols.push_back(torch::one_hot(y.clamp(0, h.classes - 1), h.classes).to(torch::kFloat64));
+    } else if (h.periodic) {
+      auto rad = y.to(torch::kFloat64) * (M_PI / 180.0);
+      cols.push_back(torch::stack({rad.cos(), rad.sin()}, 1));
+    } else {
+      cols.push_back(((y.to(torch::kFloat64) - h.mean) / h.std).unsqueeze(1));
+    }
+  }
+  return torch::cat(cols, 1);
+}
+
+std::vector<torch::Tensor> PixelReadout::decode(const torch::Tensor& y) const {
+  std::vector<torch::Tensor> out;
+  int64_t c = 0;
+  for (auto& h : heads_) {
+    auto part = y.slice(1, c, c + h.outputs());
+    c += h.outputs();
+    if (h.categorical) out.push_back(part.argmax(1));
+    else if (h.periodic) out.push_back((torch::atan2(part.select(1, 1), part.select(1, 0)) * (180.0 / M_PI)).to(torch::kFloat32));
+    else out.push_back((part.squeeze(1) * h.std + h.mean).to(torch::kFloat32));
+  }
+  return out;
+}
+
+std::vector<double> PixelReadout::fit(const torch::Tensor& images, const std::vector<torch::Tensor>& targets) {
+  auto gen = at::detail::createCPUGenerator(o_.seed ^ 0x706978656cull);
+  const int64_t n = images.size(0);
+  auto px = resize_images(images, o_.image_size_px).flatten(1).to(torch::kFloat64);
+  pix_mean_ = px.mean(0);
+  pix_sd_ = px.std(0).clamp_min(1e-3);
+  const int64_t p = px.size(1);
+  proj_ = torch::randn({p, o_.features}, gen, torch::kFloat64) / std::sqrt(static_cast<double>(p));
+  bias_ = torch::randn({o_.features}, gen, torch::kFloat64) * 0.5;
+  auto phi = features(images);
+  feat_mean_ = phi.mean(0);
+  phi = phi - feat_mean_;
+  auto all = torch::arange(n, torch::kLong);
+  auto y = encode(targets, all);
+  auto y_mean = y.mean(0);
+  // Dual ridge (n << D): w = phi^T (phi phi^T + lambda I)^-1 (y - mean).
+  auto solve = [&](const torch::Tensor& idx, double lambda) {
+    auto f = phi.index_select(0, idx);
+    auto yc = y.index_select(0, idx) - y_mean;
+    auto k = f.matmul(f.t()) + lambda * torch::eye(idx.size(0), torch::kFloat64);
+    return f.t().matmul(at::linalg_solve(k, yc));  // [D, K]
+  };
+  auto perm = torch::randperm(n, gen, torch::kLong);
+  const int64_t n_test = std::clamp<int64_t>(std::llround(n * o_.test_fraction), 1, std::max<int64_t>(n - 1, 1));
+  auto test = perm.slice(0, 0, n_test), train = perm.slice(0, n_test);
+  // Strengths relative to the mean squared feature norm (the kernel's diagonal).
+  const double scale = phi.pow(2).sum(1).mean().item<double>();
+  std::vector<double> best_scores;
+  double best = -std::numeric_limits<double>::infinity();
+  for (double rel : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+    auto w = solve(train, rel * scale);
+    auto pred = decode(phi.index_select(0, test).matmul(w) + y_mean);
+    std::vector<torch::Tensor> yt;
+    for (auto& t : targets) yt.push_back(t.index_select(0, test));
+    auto sc = score_predictions(heads_, pred, yt);
+    double mean = 0;
+    for (size_t i = 0; i < sc.size(); ++i) mean += chance_corrected(heads_[i], sc[i]) / sc.size();
+    if (mean > best) { best = mean; best_scores = sc; ridge_ = rel * scale; }
+  }
+  w_ = solve(all, ridge_);
+  feat_mean_ = feat_mean_.clone();
+  y_mean_ = y_mean;
+  return best_scores;
+}
+
+Predictions PixelReadout::predict(const torch::Tensor& images) const {
+  torch::NoGradGuard ng;
+  Predictions p;
+  p.features = features(images);
+  p.values = decode((p.features - feat_mean_).matmul(w_) + y_mean_);
+  p.features = p.features.to(torch::kFloat32);
+  return p;
 }
 
 }  // namespace migvis::worker::eval

@@ -1,7 +1,11 @@
-// Factor read-out network for evaluating synthesized images: a small CNN trained
-// on the stimuli to predict every labelled factor (categorical ones by class,
-// continuous ones standardised), and the per-role change measures of
-// MIGVIS_METHOD.md tables 2 and 3. Thread-compatible.
+// The judges of synthesized images: factor read-outs trained on the stimuli the
+// critic never saw (worker/stages/inputs.h, judge_split) to predict every
+// labelled factor (categorical ones by class, continuous ones standardised),
+// and the per-role change measures of MIGVIS_METHOD.md tables 2 and 3. Two
+// families that share nothing with the critic's ImageTrunk: a CNN of another
+// design (JudgeTrunk: strided convs, BatchNorm, ReLU, a residual block,
+// max + mean pooling) and a classical pixel model (PixelReadout: ridge
+// regression on random ReLU features of downsampled pixels). Thread-compatible.
 #pragma once
 
 #include <string>
@@ -11,7 +15,6 @@
 
 #include "common/status.h"
 #include "results/dataset_io.h"
-#include "worker/image_trunk.h"
 
 namespace migvis::worker::eval {
 
@@ -33,6 +36,22 @@ struct FactorHead {
   int64_t outputs() const { return categorical ? classes : (periodic ? 2 : 1); }
 };
 
+// The judge CNN's body. Deliberately unlike worker/image_trunk (the critic's):
+// 5x5 stem, stride-2 convs instead of max-pooling, BatchNorm instead of
+// GroupNorm (nothing differentiates through a judge per item), ReLU instead of
+// SiLU, one residual block, and global max + mean pooling plus a 4x4 map of a
+// 1x1-reduced layer for position and size.
+struct JudgeTrunkImpl : torch::nn::Module {
+  JudgeTrunkImpl(int64_t channels, int64_t width);
+  // x: [B, C, S, S] in [-1, 1], S >= 8 -> [B, out_features()].
+  torch::Tensor forward(const torch::Tensor& x);
+  int64_t out_features() const { return 8 * width + 16 * (width / 2); }
+  int64_t width;
+  torch::nn::Sequential stem{nullptr}, down{nullptr}, res{nullptr}, top{nullptr};
+  torch::nn::Conv2d reduce{nullptr};
+};
+TORCH_MODULE(JudgeTrunk);
+
 struct ReadoutOptions {
   int64_t channels = 1;
   int64_t image_size_px = 32;
@@ -40,7 +59,7 @@ struct ReadoutOptions {
 };
 
 struct ReadoutOutput {
-  torch::Tensor features;              // [B, 20w] trunk features (quality proxy)
+  torch::Tensor features;              // [B, JudgeTrunk::out_features()] (quality proxy)
   std::vector<torch::Tensor> outputs;  // per head: logits [B, classes] or standardised value [B]
 };
 
@@ -50,14 +69,23 @@ struct ReadoutImpl : torch::nn::Module {
   ReadoutOutput forward(const torch::Tensor& x);
   ReadoutOptions options;
   std::vector<FactorHead> heads;
-  ImageTrunk trunk{nullptr};
+  JudgeTrunk trunk{nullptr};
   torch::nn::Dropout dropout{nullptr};
   torch::nn::ModuleList out{nullptr};
 };
 TORCH_MODULE(Readout);
 
-// Heads for the dataset's factors whose role is one of factor_roles().
-std::vector<FactorHead> heads_for(const data::Dataset& d);
+// Heads for the dataset's factors whose role is one of factor_roles(), except
+// constant or near-constant ones (one value on >= 95% of the images, or a
+// continuous spread below 1e-6 of its scale): they carry no information, a
+// read-out of them scores noise, and they are never read out, scored or
+// tabled. Their names go to `dropped` when given.
+std::vector<FactorHead> heads_for(const data::Dataset& d, std::vector<std::string>* dropped = nullptr);
+// True for an angle in degrees whose values span (nearly) the full circle
+// (range > 270): read out and regressed as (cos, sin), compared wrapped.
+bool is_full_circle(const data::Factor& f);
+// True when a factor's values are constant or near-constant (see heads_for).
+bool near_constant(const std::vector<float>& values);
 // Targets [N] per head (class index as int64, continuous as float32 raw values).
 std::vector<torch::Tensor> targets_for(const data::Dataset& d, const std::vector<FactorHead>& heads);
 
@@ -76,6 +104,15 @@ struct ReadoutTrainOptions {
 std::vector<double> train_readout(Readout& r, const torch::Tensor& images, const std::vector<torch::Tensor>& targets,
                                   const ReadoutTrainOptions& o);
 
+// Held-out scores of predictions `values` (label units, as predict() returns)
+// against targets (as targets_for()): accuracy (categorical), R^2 (continuous)
+// or mean cos(error) (periodic) per head.
+std::vector<double> score_predictions(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& values,
+                                      const std::vector<torch::Tensor>& targets);
+// A score rescaled so 0 = chance and 1 = perfect (categorical: accuracy minus
+// 1/classes over 1 - 1/classes; others unchanged).
+double chance_corrected(const FactorHead& h, double score);
+
 // Predictions per head in label units: class [B] int64 or value [B] float32
 // (periodic: degrees in [-180, 180)).
 struct Predictions {
@@ -83,6 +120,40 @@ struct Predictions {
   torch::Tensor features;  // [B, F]
 };
 Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256);
+
+// The classical judge: images [B, C, H, W] in [0, 1] are area-resized to
+// image_size_px, flattened and standardised, mapped through `features` fixed
+// random ReLU projections (Gaussian, seeded) next to the raw pixels, and every
+// head is a ridge regression on them (categorical: one-hot targets, argmax;
+// periodic: (cos, sin); continuous: standardised). The ridge strength is the
+// one of a small grid with the best held-out score on an internal split
+// (test_fraction); the model is then refitted on all training images.
+struct PixelReadoutOptions {
+  int64_t image_size_px = 16;
+  int64_t features = 2048;
+  double test_fraction = 0.2;
+  uint64_t seed = 0;
+};
+class PixelReadout {
+ public:
+  PixelReadout(const PixelReadoutOptions& o, std::vector<FactorHead> heads);
+  // Fits on images [N, C, H, W] and targets (targets_for); returns the internal
+  // split's held-out score per head (score_predictions) at the chosen strength.
+  std::vector<double> fit(const torch::Tensor& images, const std::vector<torch::Tensor>& targets);
+  // Predictions in label units (as predict()); features = the pixel features.
+  Predictions predict(const torch::Tensor& images) const;
+  const std::vector<FactorHead>& heads() const { return heads_; }
+  double ridge() const { return ridge_; }
+
+ private:
+  torch::Tensor features(const torch::Tensor& images) const;  // [B, D] float64
+  torch::Tensor encode(const std::vector<torch::Tensor>& targets, const torch::Tensor& idx) const;  // [n, K]
+  std::vector<torch::Tensor> decode(const torch::Tensor& y) const;
+  PixelReadoutOptions o_;
+  std::vector<FactorHead> heads_;
+  torch::Tensor proj_, bias_, pix_mean_, pix_sd_, w_, feat_mean_, y_mean_;
+  double ridge_ = 0;
+};
 
 // Change of each role between paired predictions a and b (same items): categorical
 // roles: fraction of items whose class differs; pose: mean |delta| over pose heads

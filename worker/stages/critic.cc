@@ -1,8 +1,9 @@
 // Stage `critic`: trains the InfoNCE critics of every latent group of a VAE job
 // on (stimulus image, its posterior-mean latent) pairs and reports the held-out
 // InfoNCE lower bound per group. Inputs: dataset, vae. Outputs: critic.pt,
-// out.h5 (/mi_lower_bound [G], /config, /curves/*), metrics mi.g<g>. Trains on
-// ctx.device; critic.pt is written from the CPU.
+// out.h5 (/mi_lower_bound [G], /config, /curves/*, /judge_heldout: the stimuli
+// it did not train on), metrics mi.g<g>. Trains on ctx.device; critic.pt is
+// written from the CPU.
 #include <fmt/format.h>
 
 #include "common/log.h"
@@ -28,7 +29,8 @@ Status run_critic_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "negatives", "lr", "weight_decay", "test_fraction",
                                         "feature_extractor", "width", "feature_dim", "embed_dim", "image_size",
-                                        "augment_noise", "augment_blur", "keep_best"}));
+                                        "augment_noise", "augment_blur", "keep_best", "judge_holdout"}));
+  MIGVIS_ASSIGN_OR_RETURN(double judge_holdout, read_judge_holdout(p));
   critic::TrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 30));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
@@ -55,6 +57,20 @@ Status run_critic_stage(StageContext& ctx) {
       (vae.image_index.min().item<int64_t>() < 0 || vae.image_index.max().item<int64_t>() >= all_images.size(0)))
     return Status::InvalidArgument(fmt::format("{}/out.h5:/latent_image_index: values outside [0, {}) of {}",
                                                vae_dir.string(), all_images.size(0), ds_path.string()));
+  // The critic never sees the judges' held-out stimuli (inputs.h, judge_split).
+  const JudgeSplit split = judge_split(all_images.size(0), judge_holdout);
+  {
+    std::vector<int64_t> keep;
+    auto idx = vae.image_index.accessor<int64_t, 1>();
+    for (int64_t r = 0; r < idx.size(0); ++r)
+      if (!split.is_heldout(idx[r])) keep.push_back(r);
+    if (keep.size() < 2)
+      return Status::InvalidArgument(fmt::format("job.yaml: params.judge_holdout = {:g} leaves {} of {} latent rows for the critic",
+                                                 judge_holdout, keep.size(), idx.size(0)));
+    auto rows = torch::tensor(keep, torch::kLong);
+    vae.latents = vae.latents.index_select(0, rows);
+    vae.image_index = vae.image_index.index_select(0, rows);
+  }
   auto images = all_images.index_select(0, vae.image_index);
 
   critic::CriticOptions co;
@@ -90,6 +106,7 @@ Status run_critic_stage(StageContext& ctx) {
   MIGVIS_RETURN_IF_ERROR(write_curve(out, "train_loss", rep.train_loss));
   MIGVIS_RETURN_IF_ERROR(write_curve(out, "test_mi", rep.test_mi));
   MIGVIS_RETURN_IF_ERROR(critic::write_critic_config(out, model->options));
+  MIGVIS_RETURN_IF_ERROR(write_judge_split(out, split, all_images.size(0)));
   MIGVIS_RETURN_IF_ERROR(af->commit());
 
   for (size_t g = 0; g < rep.mi_test.size(); ++g) {

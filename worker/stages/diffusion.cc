@@ -2,14 +2,16 @@
 // on the stimuli of inputs.dataset and writes (rank 0):
 //   model.pt      EMA UNet weights (torch::save of the module)
 //   out.h5        /config attrs, /samples float32 [n, C, H, W] in [0, 1] (DDIM),
-//                 /curves/loss float64 [n, 2] (step, mean loss of the window)
+//                 /curves/loss float64 [n, 2] (step, mean loss of the window),
+//                 /judge_heldout (the stimuli it did not train on, inputs.h)
 //   samples.png   grid of the samples
 // Params (all optional; unknown keys are rejected):
 //   width, mults, image_size (default: the dataset's), attn_heads, attn_dim_head,
 //   timesteps, schedule, objective, min_snr_gamma,
 //   steps, batch, grad_accum, lr, beta1, beta2, grad_clip, ema_decay, ema_every,
 //   log_every, checkpoint_every, sample_count, sample_steps, sample_eta,
-//   precision (fp32 | bf16 | fp16; bf16/fp16 need a CUDA device).
+//   precision (fp32 | bf16 | fp16; bf16/fp16 need a CUDA device),
+//   judge_holdout (fraction of stimuli left to the eval judges; inputs.h).
 // Everything computes on ctx.device (training, EMA, DDIM samples); model.pt is
 // written from the CPU so it loads on any node.
 #include <chrono>
@@ -44,6 +46,8 @@ struct StageParams {
   int64_t sample_count = 16;
   int64_t sample_steps = 50;
   double sample_eta = 0.0;
+  double judge_holdout = kDefaultJudgeHoldout;  // the eval judges' stimuli, never trained on
+  int64_t n_images = 0;                         // the dataset's
 };
 
 Result<StageParams> parse_params(const schema::JobSpec& spec) {
@@ -51,7 +55,8 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   MIGVIS_RETURN_IF_ERROR(p.check_known({"width", "mults", "image_size", "attn_heads", "attn_dim_head", "timesteps",
                                         "schedule", "objective", "min_snr_gamma", "steps", "batch", "grad_accum",
                                         "lr", "beta1", "beta2", "grad_clip", "ema_decay", "ema_every", "log_every",
-                                        "checkpoint_every", "sample_count", "sample_steps", "sample_eta", "precision"}));
+                                        "checkpoint_every", "sample_count", "sample_steps", "sample_eta", "precision",
+                                        "judge_holdout"}));
   StageParams s;
   MIGVIS_ASSIGN_OR_RETURN(s.unet.width, p.get_int("width", s.unet.width));
   MIGVIS_ASSIGN_OR_RETURN(s.unet.mults, p.get_ints("mults", s.unet.mults));
@@ -89,6 +94,7 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   auto pr = parse_precision(precision);
   if (!pr.ok()) return pr.status().with_context("job.yaml: params.precision");
   t.precision = *pr;
+  MIGVIS_ASSIGN_OR_RETURN(s.judge_holdout, read_judge_holdout(p));
   t.seed = spec.seed;
   if (s.checkpoint_every < 0) return Status::InvalidArgument("job.yaml: params.checkpoint_every: expected >= 0");
   if (s.sample_count < 0 || s.sample_steps < 1 || s.sample_steps > s.schedule.timesteps)
@@ -99,8 +105,9 @@ Result<StageParams> parse_params(const schema::JobSpec& spec) {
   return s;
 }
 
-// Dataset images [N, C, H, W] in [0, 1] -> this rank's shard, resized, in [-1, 1].
-Result<torch::Tensor> load_images(const fs::path& path, int64_t size, int rank, int ranks) {
+// Dataset images [N, C, H, W] in [0, 1] -> the critic/diffusion part of the
+// judge split (inputs.h) -> this rank's shard, resized, in [-1, 1].
+Result<torch::Tensor> load_images(const fs::path& path, int64_t size, int rank, int ranks, const JudgeSplit& split) {
   data::ReadOptions ro;
   ro.sessions = false;
   MIGVIS_ASSIGN_OR_RETURN(data::Dataset d, data::read_dataset(path, ro));
@@ -108,10 +115,13 @@ Result<torch::Tensor> load_images(const fs::path& path, int64_t size, int rank, 
   if (a.rank() != 4 || a.numel() == 0)
     return Status::InvalidArgument(path.string() + ":/stimuli/images: expected a non-empty [N, C, H, W] array");
   std::vector<int64_t> shape(a.shape.begin(), a.shape.end());
-  if (shape[0] < ranks)
-    return Status::InvalidArgument(fmt::format("{}: {} images cannot be split over {} ranks", path.string(), shape[0], ranks));
+  const int64_t n_train = static_cast<int64_t>(split.critic.size());
+  if (n_train < ranks)
+    return Status::InvalidArgument(fmt::format("{}: {} images (of {}, judge_holdout {:g}) cannot be split over {} ranks",
+                                               path.string(), n_train, shape[0], split.fraction, ranks));
+  auto train_index = torch::tensor(split.critic, torch::kLong).index_select(0, torch::arange(rank, n_train, ranks));
   torch::Tensor x = torch::from_blob(const_cast<float*>(a.data.data()), shape, torch::kFloat)
-                        .index_select(0, torch::arange(rank, shape[0], ranks));  // copies this rank's shard
+                        .index_select(0, train_index);  // copies this rank's shard
   if (x.size(2) != size || x.size(3) != size) {
     namespace F = torch::nn::functional;
     bool down = x.size(2) >= size && x.size(3) >= size;
@@ -166,6 +176,7 @@ Status write_outputs(const StageContext& ctx, const StageParams& sp, DiffusionTr
     c.data[2 * i + 1] = curve[i].second;
   }
   MIGVIS_RETURN_IF_ERROR(f.write("curves/loss", c));
+  MIGVIS_RETURN_IF_ERROR(write_judge_split(f, judge_split(sp.n_images, sp.judge_holdout), sp.n_images));
   MIGVIS_RETURN_IF_ERROR(af->commit());
   ctx.result->artifacts.push_back({"model", "model.pt", ""});
   ctx.result->artifacts.push_back({"config", schema::kOutFile, "/config"});
@@ -205,7 +216,14 @@ Status run_diffusion_stage(StageContext& ctx) {
     sp.image_size = static_cast<int64_t>(shape[2]);
   }
   sp.unet.image_size = sp.image_size;
-  MIGVIS_ASSIGN_OR_RETURN(torch::Tensor images, load_images(in->second, sp.image_size, comm.rank(), comm.size()));
+  {
+    MIGVIS_ASSIGN_OR_RETURN(auto f, h5::File::open(in->second));
+    MIGVIS_ASSIGN_OR_RETURN(auto ds_shape, f.shape("stimuli/images"));
+    if (ds_shape.empty()) return Status::InvalidArgument(f.where("stimuli/images") + ": expected rank 4");
+    sp.n_images = static_cast<int64_t>(ds_shape[0]);
+  }
+  const JudgeSplit split = judge_split(sp.n_images, sp.judge_holdout);
+  MIGVIS_ASSIGN_OR_RETURN(torch::Tensor images, load_images(in->second, sp.image_size, comm.rank(), comm.size(), split));
   sp.unet.channels = images.size(1);
   MIGVIS_RETURN_IF_ERROR(sp.unet.validate().with_context("job.yaml: params"));
 

@@ -1,6 +1,11 @@
 // Stage `eval`: how much each factor changes in the guided images, per latent
-// group and gamma (MIGVIS_METHOD.md tables 2 and 3). A factor read-out network
-// is trained on the stimuli and applied to /images of a synthesis job.
+// group and gamma (MIGVIS_METHOD.md tables 2 and 3), judged by two independent
+// factor read-outs (worker/eval/readout.h): a CNN of another design than the
+// critic's and a classical pixel model (ridge on random pixel features), both
+// trained only on the stimuli the critic and the diffusion model never saw (the
+// judge split recorded in the synthesis job's /judge_heldout), scored on the
+// others, and applied to /images of a synthesis job. Constant or near-constant
+// factors are dropped (never read out, scored or tabled; out.h5 /dropped_factors).
 // Two measures per (group, gamma, factor):
 //  - change: how far the factor moved, in any direction, from the same (pair,
 //    seed) at the reference gamma (0 when present, else the smallest), so noise
@@ -12,22 +17,37 @@
 //    and an edit that merely perturbs a factor leaves it ~0 while its change is
 //    large; this is what separates the groups when the diffusion model's edits
 //    are noisy (docs/METRICS.md, "Selectivity of guided images").
-// Both are also divided by the same measure between two random stimuli, so
-// factors are comparable (1 = as different as unrelated images).
-// Outputs (out.h5): /factor_change [G, Gamma, F] in label units (fraction changed
-// for category/identity, degrees for pose, fraction of image for position, size
-// units), /factor_change_normalized, /factor_transfer (normalized) and its
-// standard error over items /factor_transfer_se (all [G, Gamma, F]), /quality
-// [Gamma]; metrics change.g<g>.<f>, nchange.g<g>.<f> (normalized),
-// transfer.g<g>.<f>, transfer_se.g<g>.<f>, slope.g<g>.<f>, mi.gamma<γ>,
-// guided_change.gamma<γ>, guided_transfer.gamma<γ>, quality.gamma<γ> and
-// readout.<factor> (held-out score of the read-out).
+// Both are also divided by the same measure between two random stimuli as the
+// same judge reads them (numerator and normaliser from one read-out), so
+// factors are comparable (1 = as different as unrelated images). Standard
+// errors are a bootstrap over source images (each resampled with all its items:
+// seeds, and the controls it shares), not over items.
+// Outputs (out.h5), for the CNN judge: /factor_change [G, Gamma, F] in label
+// units (fraction changed for category/identity, degrees for pose, fraction of
+// image for position, size units), /factor_change_normalized, /factor_transfer
+// (normalized) and its bootstrap standard error /factor_transfer_se (all
+// [G, Gamma, F]; NaN where the judge cannot read the factor), /quality [Gamma];
+// the same under /pixel/ for the pixel judge; /judge_agreement [F] (Pearson
+// correlation of the two judges' per-item normalized changes); /readout_score
+// [2, F] (chance-corrected, judges x factors) and /dropped_factors. Metrics (CNN
+// judge; the pixel judge's with prefix `pixel.`): change.g<g>.<f>,
+// nchange.g<g>.<f>, transfer.g<g>.<f>, transfer_se.g<g>.<f>, slope.g<g>.<f>,
+// readout.<factor> (raw held-out score), judge.<f> (chance-corrected, per
+// role), unread.<f> (the judge's best chance-corrected score of a role below
+// min_readout: its cells are not numbers), and agreement.<f>, agreement,
+// guided_change.gamma<γ>, guided_transfer.gamma<γ>, quality.gamma<γ>,
+// mi.gamma<γ> (the guiding critic's own score: not a selectivity measure).
+// Figures: figure_pair<p>.png per pair (source | target | groups x gammas,
+// labelled), artifact kind `figure`, captions in figure_pair<p>.json.
 #include <cmath>
+#include <limits>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "common/log.h"
 #include "results/h5.h"
+#include "results/png.h"
 #include "worker/eval/readout.h"
 #include "worker/comm.h"
 #include "worker/stages/eval.h"
@@ -50,7 +70,7 @@ double mean_nn_distance(const torch::Tensor& a, const torch::Tensor& b, bool exc
 Status run_eval_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "lr", "width", "image_size", "augment_noise", "augment_blur",
-                                        "keep_best", "report_gamma", "min_readout"}));
+                                        "keep_best", "report_gamma", "min_readout", "pixel_features", "bootstrap"}));
   // The gamma whose changes become the per-group metrics (tables 2): the grid's
   // value nearest to it. 100 is the method's reference guidance scale.
   MIGVIS_ASSIGN_OR_RETURN(double report_gamma, p.get_double("report_gamma", 100.0));
@@ -58,6 +78,10 @@ Status run_eval_stage(StageContext& ctx) {
   // or mean cos error; 0 = chance, 1 = perfect) is below this measures nothing
   // but noise in generated images: it is left out of change and transfer.
   MIGVIS_ASSIGN_OR_RETURN(double min_readout, p.get_double("min_readout", 0.1));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t pixel_features, p.get_int("pixel_features", 2048));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t n_boot, p.get_int("bootstrap", 1000));
+  if (pixel_features < 1 || n_boot < 10)
+    return Status::InvalidArgument("job.yaml: params: need pixel_features >= 1 and bootstrap >= 10");
   eval::ReadoutTrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 20));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
@@ -84,65 +108,125 @@ Status run_eval_stage(StageContext& ctx) {
     return Status::InvalidArgument(sf.where("/images") + ": attrs groups/gammas do not match its shape");
   std::vector<float> mi_gg(G * Gm, std::nanf(""));
   if (sf.exists("mi")) { MIGVIS_ASSIGN_OR_RETURN(mi_gg, sf.read_vector<float>("mi")); }
+  MIGVIS_ASSIGN_OR_RETURN(JudgeSplit split, read_judge_split(sf));
+  const int64_t n_stim = ds.images.rank() == 4 ? static_cast<int64_t>(ds.images.dim(0)) : 0;
+  if (!split.heldout.empty() && (split.heldout.back() >= n_stim || split.heldout.size() + split.critic.size() != (size_t)n_stim))
+    return Status::InvalidArgument(sf.where("/judge_heldout") + fmt::format(": a split of {} images, the dataset has {}",
+                                                                            split.heldout.size() + split.critic.size(), n_stim));
+  if (split.heldout.size() < 5 || split.critic.empty())
+    return Status::InvalidArgument(fmt::format(
+        "{}: the judge split holds out {} of {} stimuli (judge_holdout {:g}); the judges need at least 5 held-out "
+        "and some critic stimuli to score on: raise critic and diffusion params.judge_holdout",
+        sf.where("/judge_heldout"), split.heldout.size(), n_stim, split.fraction));
 
-  auto heads = eval::heads_for(ds);
+  std::vector<std::string> dropped;
+  auto heads = eval::heads_for(ds, &dropped);
+  if (!dropped.empty())
+    MIGVIS_LOG_INFO("eval: dropped constant or near-constant factors (not read out, scored or tabled): {}",
+                    fmt::join(dropped, ", "));
   if (heads.empty())
-    return Status::InvalidArgument(ds_path.string() + ": /stimuli/factors has no factor with role pose, category, "
-                                   "identity, position or size: nothing to read out");
-  // Read-out on the stimuli at the synthesized resolution.
+    return Status::InvalidArgument(ds_path.string() + ": /stimuli/factors has no varying factor with role pose, "
+                                   "category, identity, position or size: nothing to read out");
+  // The judges read the stimuli at the synthesized resolution; they train on
+  // the held-out part and are scored on the critic's part (unseen by them).
   auto stimuli = resize_images(images_tensor(ds), H);
   if (stimuli.size(1) != C) return Status::InvalidArgument("dataset and synthesized images differ in channels");
+  auto targets = eval::targets_for(ds, heads);
+  const auto held_idx = torch::tensor(split.heldout, torch::kLong), seen_idx = torch::tensor(split.critic, torch::kLong);
+  auto pick = [](const std::vector<torch::Tensor>& v, const torch::Tensor& idx) {
+    std::vector<torch::Tensor> o;
+    for (auto& t : v) o.push_back(t.index_select(0, idx));
+    return o;
+  };
+  const auto held_images = stimuli.index_select(0, held_idx), seen_images = stimuli.index_select(0, seen_idx);
+  const auto held_targets = pick(targets, held_idx), seen_targets = pick(targets, seen_idx);
+  MIGVIS_LOG_INFO("eval: judges train on {} held-out stimuli (judge_holdout {:g}) and are scored on the critic's {}",
+                  split.heldout.size(), split.fraction, split.critic.size());
+
   eval::ReadoutOptions rop;
   rop.channels = C;
   MIGVIS_ASSIGN_OR_RETURN(rop.image_size_px, p.get_int("image_size", H));
   MIGVIS_ASSIGN_OR_RETURN(rop.width, p.get_int("width", 16));
   torch::manual_seed(ctx.spec.seed);
-  eval::Readout readout(rop, heads);
-  readout->to(stage_device(ctx));  // stimuli stay on the host; batches move (eval::train_readout, predict)
-  record_model_device(ctx, "readout", *readout);
-  auto targets = eval::targets_for(ds, heads);
-  auto scores = eval::train_readout(readout, stimuli, targets, to);
-  for (size_t i = 0; i < heads.size(); ++i) {
-    ctx.result->metrics["readout." + heads[i].name] = scores[i];
-    MIGVIS_LOG_INFO("eval: read-out {} ({}) held-out {} {:.3f}", heads[i].name, heads[i].role,
-                    heads[i].categorical ? "accuracy" : heads[i].periodic ? "mean cos error" : "R^2", scores[i]);
-  }
-  // The heads that measure: an unreadable head keeps its place in the read-out
-  // but gets no role, so role_distances() and role_changes() skip it.
-  std::vector<eval::FactorHead> measured = heads;
-  std::string unread;
-  for (size_t i = 0; i < heads.size(); ++i) {
-    const double chance = heads[i].categorical ? 1.0 / heads[i].classes : 0.0;
-    const double corrected = (scores[i] - chance) / (1.0 - chance);
-    if (corrected < min_readout) {
-      measured[i].role.clear();
-      unread += fmt::format(" {} ({:.3f})", heads[i].name, corrected);
-    }
-  }
-  std::vector<std::string> roles;
-  for (auto& r : eval::factor_roles())
-    for (auto& h : measured)
-      if (h.role == r) { roles.push_back(r); break; }
-  if (!unread.empty())
-    MIGVIS_LOG_INFO("eval: left out, read-out score below min_readout {:g} (chance-corrected):{}", min_readout, unread);
-  if (roles.empty())
-    return Status::InvalidArgument(fmt::format("job.yaml: params.min_readout = {:g}: no factor's read-out reaches it "
-                                               "(chance-corrected held-out scores:{}); lower it or train the read-out longer",
-                                               min_readout, unread));
-  const int64_t F = roles.size();
-
-  // Normaliser: the change between two random stimuli (their true labels).
-  auto gen = at::detail::createCPUGenerator(ctx.spec.seed + 1);
-  const int64_t n = stimuli.size(0);
-  auto ia = torch::randint(n, {4096}, gen, torch::kLong), ib = torch::randint(n, {4096}, gen, torch::kLong);
-  std::vector<torch::Tensor> ta, tb;
-  for (auto& t : targets) { ta.push_back(t.index_select(0, ia)); tb.push_back(t.index_select(0, ib)); }
-  auto baseline = eval::role_changes(measured, ta, tb, roles);
+  eval::Readout cnn(rop, heads);
+  cnn->to(stage_device(ctx));  // images stay on the host; batches move (eval::train_readout, predict)
+  record_model_device(ctx, "readout", *cnn);
+  eval::train_readout(cnn, held_images, held_targets, to);
+  eval::PixelReadoutOptions pop;
+  pop.image_size_px = std::min<int64_t>(16, H);
+  pop.features = pixel_features;
+  pop.seed = ctx.spec.seed;
+  eval::PixelReadout pixel(pop, heads);
+  pixel.fit(held_images, held_targets);
 
   auto synth = torch::from_blob(imgs.data.data(), {G * Gm * P * S, C, H, W}, torch::kFloat32);
-  auto pred = eval::predict(readout, synth);
-  auto stim_pred = eval::predict(readout, stimuli);
-  // The read-out of each pair's target stimulus, repeated over seeds (item order p, s).
+  struct Judge {
+    std::string name, prefix;  // metric prefix: "" (CNN) or "pixel."
+    eval::Predictions pred, stim_pred;
+    std::vector<double> corrected;  // per head, chance-corrected score on unseen stimuli
+    std::vector<eval::FactorHead> measured;
+  };
+  std::vector<Judge> judges(2);
+  judges[0].name = "cnn";
+  judges[1].name = "pixel";
+  judges[1].prefix = "pixel.";
+  judges[0].pred = eval::predict(cnn, synth);
+  judges[0].stim_pred = eval::predict(cnn, stimuli);
+  judges[1].pred = pixel.predict(synth);
+  judges[1].stim_pred = pixel.predict(stimuli);
+  auto& m = ctx.result->metrics;
+  for (auto& j : judges) {
+    auto raw = eval::score_predictions(heads, pick(j.stim_pred.values, seen_idx), seen_targets);
+    j.measured = heads;
+    std::string unread;
+    for (size_t i = 0; i < heads.size(); ++i) {
+      j.corrected.push_back(eval::chance_corrected(heads[i], raw[i]));
+      m[j.prefix + "readout." + heads[i].name] = raw[i];
+      MIGVIS_LOG_INFO("eval: {} judge reads {} ({}) on unseen stimuli: {} {:.3f} (chance-corrected {:.3f})", j.name,
+                      heads[i].name, heads[i].role,
+                      heads[i].categorical ? "accuracy" : heads[i].periodic ? "mean cos error" : "R^2", raw[i],
+                      j.corrected[i]);
+      // An unreadable head keeps its place but gets no role, so
+      // role_distances() and role_changes() skip it.
+      if (j.corrected[i] < min_readout) {
+        j.measured[i].role.clear();
+        unread += fmt::format(" {} ({:.3f})", heads[i].name, j.corrected[i]);
+      }
+    }
+    if (!unread.empty())
+      MIGVIS_LOG_INFO("eval: {} judge: left out, below min_readout {:g} (chance-corrected):{}", j.name, min_readout, unread);
+  }
+  // Roles: those with a head at all, in table order; per judge, a role none of
+  // whose heads it can read is "unread" (NaN cells, metric unread.<role>).
+  std::vector<std::string> roles;
+  for (auto& r : eval::factor_roles())
+    for (auto& h : heads)
+      if (h.role == r) { roles.push_back(r); break; }
+  const int64_t F = roles.size();
+  std::vector<std::vector<double>> role_score(2, std::vector<double>(F, -std::numeric_limits<double>::infinity()));
+  std::vector<std::vector<bool>> readable(2, std::vector<bool>(F, false));
+  for (size_t ji = 0; ji < 2; ++ji)
+    for (int64_t f = 0; f < F; ++f)
+      for (size_t i = 0; i < heads.size(); ++i)
+        if (heads[i].role == roles[f]) {
+          role_score[ji][f] = std::max(role_score[ji][f], judges[ji].corrected[i]);
+          if (judges[ji].measured[i].role == roles[f]) readable[ji][f] = true;
+        }
+  bool any = false;
+  for (auto& r : readable)
+    for (bool b : r) any = any || b;
+  if (!any)
+    return Status::InvalidArgument(fmt::format("job.yaml: params.min_readout = {:g}: neither judge reads any factor that "
+                                               "well (see the log for their chance-corrected scores); lower it or "
+                                               "train the read-out longer",
+                                               min_readout));
+  for (size_t ji = 0; ji < 2; ++ji)
+    for (int64_t f = 0; f < F; ++f) {
+      m[judges[ji].prefix + "judge." + roles[f]] = role_score[ji][f];
+      if (!readable[ji][f]) m[judges[ji].prefix + "unread." + roles[f]] = role_score[ji][f];
+    }
+
+  // The pair targets (read out from the stimuli, as each judge reads them) and sources.
   MIGVIS_ASSIGN_OR_RETURN(auto tgt_img, sf.read_vector<int32_t>("targets"));
   if ((int64_t)tgt_img.size() != P)
     return Status::InvalidArgument(sf.where("/targets") + fmt::format(": expected {} pair targets, got {}", P, tgt_img.size()));
@@ -150,142 +234,292 @@ Status run_eval_stage(StageContext& ctx) {
     if (t < 0 || t >= stimuli.size(0))
       return Status::InvalidArgument(sf.where("/targets") + fmt::format(": image index {} outside the dataset's {} images",
                                                                         t, stimuli.size(0)));
+  std::vector<int32_t> src_img(P);
+  for (int64_t i = 0; i < P; ++i) src_img[i] = static_cast<int32_t>(i);  // no /sources: pairs are the clusters
+  if (sf.exists("sources")) {
+    MIGVIS_ASSIGN_OR_RETURN(src_img, sf.read_vector<int32_t>("sources"));
+    if ((int64_t)src_img.size() != P)
+      return Status::InvalidArgument(sf.where("/sources") + fmt::format(": expected {} pair sources, got {}", P, src_img.size()));
+  }
   const auto tgt_index = torch::tensor(std::vector<int64_t>(tgt_img.begin(), tgt_img.end()), torch::kLong);
-  // Targets per item, for the item's own pair (k = 0) and for the other pairs
-  // (k = 1..P-1: pair p gets the target of pair (p + k) mod P), the controls.
-  std::vector<std::vector<torch::Tensor>> tgt_shifted(P);
-  for (int64_t k = 0; k < P; ++k)
-    for (auto& v : stim_pred.values)
-      tgt_shifted[k].push_back(v.index_select(0, tgt_index).roll(-k, 0).repeat_interleave(S, 0));
-  // Specificity of items toward their own targets: mean distance to the other
-  // pairs' targets minus the distance to their own, per role. Generic
-  // perturbation (an edit that randomises a factor) moves an item away from or
-  // toward all targets alike and leaves it ~0; only movement toward the item's
-  // own target raises it. (With one pair there are no controls: the own
-  // distance alone, negated.)
-  // Per item and role: [P * S] float64.
-  auto specificity = [&](const std::vector<torch::Tensor>& values) {
-    auto own = eval::role_distances(measured, values, tgt_shifted[0], roles);
-    std::vector<torch::Tensor> spec(F);
-    for (int64_t f = 0; f < F; ++f) spec[f] = torch::zeros_like(own[f]);
-    for (int64_t k = 1; k < P; ++k) {
-      auto d = eval::role_distances(measured, values, tgt_shifted[k], roles);
-      for (int64_t f = 0; f < F; ++f) spec[f] += d[f] / static_cast<double>(P - 1);
-    }
-    for (int64_t f = 0; f < F; ++f) spec[f] -= own[f];
-    return spec;
-  };
-  const double stim_nn = mean_nn_distance(stim_pred.features, stim_pred.features, true);
   const int64_t ref = std::min_element(gammas.begin(), gammas.end()) - gammas.begin();
   auto items = [&](int64_t g, int64_t c) { return torch::arange((g * Gm + c) * P * S, (g * Gm + c + 1) * P * S, torch::kLong); };
 
-  h5::Array<float> change({(hsize_t)G, (hsize_t)Gm, (hsize_t)F}), nchange({(hsize_t)G, (hsize_t)Gm, (hsize_t)F}),
-      transfer({(hsize_t)G, (hsize_t)Gm, (hsize_t)F}), transfer_se({(hsize_t)G, (hsize_t)Gm, (hsize_t)F});
-  for (int64_t g = 0; g < G; ++g) {
-    auto at = [&](int64_t c) {
-      std::vector<torch::Tensor> v;
-      for (auto& x : pred.values) v.push_back(x.index_select(0, items(g, c)));
-      return v;
+  // Bootstrap over source images: cluster k holds the items (pairs x seeds) of
+  // one source image; a draw resamples clusters with replacement.
+  std::map<int32_t, int64_t> cluster_of_src;
+  std::vector<int64_t> cluster(P * S);
+  for (int64_t pi = 0; pi < P; ++pi) {
+    auto c = cluster_of_src.emplace(src_img[pi], (int64_t)cluster_of_src.size()).first->second;
+    for (int64_t si = 0; si < S; ++si) cluster[pi * S + si] = c;
+  }
+  const int64_t K = cluster_of_src.size();
+  const auto cluster_t = torch::tensor(cluster, torch::kLong);
+  auto boot_gen = at::detail::createCPUGenerator(ctx.spec.seed + 2);
+  const auto draws = torch::randint(K, {n_boot, K}, boot_gen, torch::kLong);
+  auto weights = torch::zeros({n_boot, K}, torch::kFloat64);  // [n_boot, K] times each cluster was drawn
+  weights.scatter_add_(1, draws, torch::ones({n_boot, K}, torch::kFloat64));
+  const auto cluster_n = torch::zeros({K}, torch::kFloat64).index_add_(0, cluster_t, torch::ones({P * S}, torch::kFloat64));
+  // Standard error of the mean of per-item values v [P * S] under the bootstrap.
+  auto boot_se = [&](const torch::Tensor& v) {
+    if (K < 2) return 0.0;
+    auto sums = torch::zeros({K}, torch::kFloat64).index_add_(0, cluster_t, v.to(torch::kFloat64));
+    auto means = weights.matmul(sums) / weights.matmul(cluster_n);  // [n_boot]
+    return means.std().item<double>();
+  };
+
+  struct Tables {
+    h5::Array<float> change, nchange, transfer, transfer_se;
+    std::vector<torch::Tensor> item_nchange;  // per role: [G * (Gm - 1) * P * S] float64 (undefined: unread)
+    std::vector<double> baseline;
+  };
+  const std::vector<hsize_t> shape3 = {(hsize_t)G, (hsize_t)Gm, (hsize_t)F};
+  std::vector<Tables> tabs(2);
+  const float nan = std::nanf("");
+  for (size_t ji = 0; ji < 2; ++ji) {
+    auto& j = judges[ji];
+    auto& t = tabs[ji];
+    t.change = h5::Array<float>(shape3);
+    t.nchange = h5::Array<float>(shape3);
+    t.transfer = h5::Array<float>(shape3);
+    t.transfer_se = h5::Array<float>(shape3);
+    // Normaliser: the change between two random stimuli the judge did not train
+    // on, as this judge reads them (numerator and normaliser from one read-out).
+    auto gen = at::detail::createCPUGenerator(ctx.spec.seed + 1);
+    const int64_t n = seen_idx.size(0);
+    auto ia = seen_idx.index_select(0, torch::randint(n, {4096}, gen, torch::kLong));
+    auto ib = seen_idx.index_select(0, torch::randint(n, {4096}, gen, torch::kLong));
+    t.baseline = eval::role_changes(j.measured, pick(j.stim_pred.values, ia), pick(j.stim_pred.values, ib), roles);
+    // Targets per item, for the item's own pair (k = 0) and for the other pairs
+    // (k = 1..P-1: pair p gets the target of pair (p + k) mod P), the controls.
+    std::vector<std::vector<torch::Tensor>> tgt_shifted(P);
+    for (int64_t k = 0; k < P; ++k)
+      for (auto& v : j.stim_pred.values)
+        tgt_shifted[k].push_back(v.index_select(0, tgt_index).roll(-k, 0).repeat_interleave(S, 0));
+    // Specificity of items toward their own targets: mean distance to the other
+    // pairs' targets minus the distance to their own, per role. Generic
+    // perturbation (an edit that randomises a factor) moves an item away from or
+    // toward all targets alike and leaves it ~0; only movement toward the item's
+    // own target raises it. (With one pair there are no controls: the own
+    // distance alone, negated.) Per item and role: [P * S] float64.
+    auto specificity = [&](const std::vector<torch::Tensor>& values) {
+      auto own = eval::role_distances(j.measured, values, tgt_shifted[0], roles);
+      std::vector<torch::Tensor> spec(F);
+      for (int64_t f = 0; f < F; ++f)
+        if (own[f].defined()) spec[f] = torch::zeros_like(own[f]);
+      for (int64_t k = 1; k < P; ++k) {
+        auto d = eval::role_distances(j.measured, values, tgt_shifted[k], roles);
+        for (int64_t f = 0; f < F; ++f)
+          if (d[f].defined()) spec[f] += d[f] / static_cast<double>(P - 1);
+      }
+      for (int64_t f = 0; f < F; ++f)
+        if (own[f].defined()) spec[f] -= own[f];
+      return spec;
     };
-    const auto ref_values = at(ref);
-    for (int64_t c = 0; c < Gm; ++c) {
-      auto ch = eval::role_changes(measured, at(c), ref_values, roles);
-      auto spec = specificity(at(c));
-      for (int64_t f = 0; f < F; ++f) {
-        const double base = std::max(baseline[f], 1e-12);
-        change.data[(g * Gm + c) * F + f] = ch[f];
-        nchange.data[(g * Gm + c) * F + f] = ch[f] / base;
-        // Not paired with the reference gamma: sources and targets are drawn
-        // independently, so an unguided item's specificity is 0 in expectation
-        // and subtracting a noisy estimate of that 0 would only add variance.
-        // The reference column itself shows the null (0 +- its standard error).
-        auto d = spec[f] / base;
-        transfer.data[(g * Gm + c) * F + f] = d.mean().item<double>();
-        transfer_se.data[(g * Gm + c) * F + f] =
-            d.numel() > 1 ? (d.std() / std::sqrt(static_cast<double>(d.numel()))).item<double>() : 0.0;
+    std::vector<std::vector<torch::Tensor>> item_parts(F);
+    for (int64_t g = 0; g < G; ++g) {
+      auto at = [&](int64_t c) { return pick(j.pred.values, items(g, c)); };
+      const auto ref_values = at(ref);
+      for (int64_t c = 0; c < Gm; ++c) {
+        auto dist = eval::role_distances(j.measured, at(c), ref_values, roles);
+        auto spec = specificity(at(c));
+        for (int64_t f = 0; f < F; ++f) {
+          const int64_t cell = (g * Gm + c) * F + f;
+          if (!dist[f].defined()) {
+            t.change.data[cell] = t.nchange.data[cell] = t.transfer.data[cell] = t.transfer_se.data[cell] = nan;
+            continue;
+          }
+          const double base = std::max(t.baseline[f], 1e-12);
+          t.change.data[cell] = dist[f].mean().item<double>();
+          t.nchange.data[cell] = t.change.data[cell] / base;
+          if (c != ref) item_parts[f].push_back(dist[f] / base);
+          // Not paired with the reference gamma: sources and targets are drawn
+          // independently, so an unguided item's specificity is 0 in expectation
+          // and subtracting a noisy estimate of that 0 would only add variance.
+          // The reference column itself shows the null (0 +- its standard error).
+          auto d = spec[f] / base;
+          t.transfer.data[cell] = d.mean().item<double>();
+          t.transfer_se.data[cell] = boot_se(d);
+        }
       }
     }
+    t.item_nchange.resize(F);
+    for (int64_t f = 0; f < F; ++f)
+      if (!item_parts[f].empty()) t.item_nchange[f] = torch::cat(item_parts[f]);
   }
+  // Agreement of the two judges: Pearson correlation of their per-item
+  // normalized changes (every group, every gamma but the reference).
+  std::vector<float> agreement(F, nan);
+  double agree_sum = 0;
+  int agree_n = 0;
+  for (int64_t f = 0; f < F; ++f) {
+    auto& a = tabs[0].item_nchange[f];
+    auto& b = tabs[1].item_nchange[f];
+    if (!a.defined() || !b.defined() || a.numel() < 3) continue;
+    auto ac = a - a.mean(), bc = b - b.mean();
+    const double den = std::sqrt((ac * ac).sum().item<double>() * (bc * bc).sum().item<double>());
+    if (!(den > 0)) continue;
+    agreement[f] = (ac * bc).sum().item<double>() / den;
+    m["agreement." + roles[f]] = agreement[f];
+    agree_sum += agreement[f];
+    ++agree_n;
+    MIGVIS_LOG_INFO("eval: judges agree on {} changes: r = {:.3f} over {} items", roles[f], agreement[f], a.numel());
+  }
+  if (agree_n > 0) m["agreement"] = agree_sum / agree_n;
+
   int64_t top = 0;  // the reported gamma's column
   for (int64_t c = 1; c < Gm; ++c)
     if (std::abs(gammas[c] - report_gamma) < std::abs(gammas[top] - report_gamma)) top = c;
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t c = 0; c < Gm; ++c) {
-      std::string row;
-      for (int64_t f = 0; f < F; ++f)
-        row += fmt::format(" {} {:.3f}/{:+.3f}±{:.3f}", roles[f], nchange.data[(g * Gm + c) * F + f],
-                           transfer.data[(g * Gm + c) * F + f], transfer_se.data[(g * Gm + c) * F + f]);
-      MIGVIS_LOG_INFO("eval: group {} gamma {:g} normalized change/transfer:{}", groups[g], gammas[c], row);
+  m["report_gamma"] = gammas[top];
+  // The factor (role index) with the largest finite value of cells (g, top, *); -1 when none.
+  auto argmax_role = [&](const h5::Array<float>& a, int64_t g) {
+    int64_t best = -1;
+    for (int64_t f = 0; f < F; ++f) {
+      const float v = a.data[(g * Gm + top) * F + f];
+      if (std::isfinite(v) && (best < 0 || v > a.data[(g * Gm + top) * F + best])) best = f;
     }
+    return best;
+  };
+  std::vector<int64_t> steered_cnn(G, -1);
+  for (size_t ji = 0; ji < 2; ++ji) {
+    const auto& t = tabs[ji];
+    const std::string& px = judges[ji].prefix;
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t c = 0; c < Gm; ++c) {
+        std::string row;
+        for (int64_t f = 0; f < F; ++f) {
+          const int64_t cell = (g * Gm + c) * F + f;
+          row += std::isfinite(t.nchange.data[cell])
+                     ? fmt::format(" {} {:.3f}/{:+.3f}±{:.3f}", roles[f], t.nchange.data[cell], t.transfer.data[cell],
+                                   t.transfer_se.data[cell])
+                     : fmt::format(" {} unread", roles[f]);
+        }
+        MIGVIS_LOG_INFO("eval: {} judge: group {} gamma {:g} normalized change/transfer:{}", judges[ji].name, groups[g],
+                        gammas[c], row);
+      }
+      for (int64_t f = 0; f < F; ++f) {
+        const int64_t cell = (g * Gm + top) * F + f;
+        if (!std::isfinite(t.change.data[cell])) continue;
+        const std::string key = fmt::format("g{}.{}", groups[g], roles[f]);
+        m[px + "change." + key] = t.change.data[cell];
+        m[px + "nchange." + key] = t.nchange.data[cell];
+        m[px + "transfer." + key] = t.transfer.data[cell];
+        m[px + "transfer_se." + key] = t.transfer_se.data[cell];
+        double num = 0, den = 0;
+        for (int64_t c = 0; c < Gm; ++c) {
+          const double dg = gammas[c] - gammas[ref];
+          num += dg * t.change.data[(g * Gm + c) * F + f];
+          den += dg * dg;
+        }
+        m[px + "slope." + key] = den > 0 ? num / den : 0.0;
+      }
+      const int64_t steered = argmax_role(t.transfer, g), dominant = argmax_role(t.nchange, g);
+      if (ji == 0) steered_cnn[g] = steered;
+      if (steered >= 0 && dominant >= 0)
+        MIGVIS_LOG_INFO("eval: {} judge: group {} changes {} most (normalized {:.3f}) and moves {} toward the target "
+                        "most (transfer {:+.3f}) at gamma {:g}",
+                        judges[ji].name, groups[g], roles[dominant], t.nchange.data[(g * Gm + top) * F + dominant],
+                        roles[steered], t.transfer.data[(g * Gm + top) * F + steered], gammas[top]);
+    }
+    for (int64_t c = 0; c < Gm; ++c) {
+      double gc = 0, gt = 0;
+      int n = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t steered = argmax_role(t.transfer, g), dominant = argmax_role(t.nchange, g);
+        if (steered < 0 || dominant < 0) continue;
+        gt += t.transfer.data[(g * Gm + c) * F + steered];
+        gc += t.nchange.data[(g * Gm + c) * F + dominant];
+        ++n;
+      }
+      const std::string gname = fmt::format("gamma{:g}", gammas[c]);
+      if (n > 0) {
+        m[px + "guided_change." + gname] = gc / n;
+        m[px + "guided_transfer." + gname] = gt / n;
+      }
+    }
+  }
+  // Image quality: CNN-judge feature distance of the guided images to their
+  // nearest stimulus, relative to that among stimuli.
+  const double stim_nn = mean_nn_distance(judges[0].stim_pred.features, judges[0].stim_pred.features, true);
   std::vector<float> quality(Gm);
   for (int64_t c = 0; c < Gm; ++c) {
     std::vector<torch::Tensor> idx;
     for (int64_t g = 0; g < G; ++g) idx.push_back(items(g, c));
-    auto f = pred.features.index_select(0, torch::cat(idx));
-    quality[c] = mean_nn_distance(f, stim_pred.features, false) / std::max(stim_nn, 1e-12);
-  }
-
-  auto& m = ctx.result->metrics;
-  m["report_gamma"] = gammas[top];
-  // The factor each group moves toward its target most, at the reported gamma.
-  std::vector<int64_t> steered(G, 0);
-  for (int64_t g = 0; g < G; ++g) {
-    int64_t dominant = 0;
-    for (int64_t f = 0; f < F; ++f) {
-      const std::string key = fmt::format("g{}.{}", groups[g], roles[f]);
-      m["change." + key] = change.data[(g * Gm + top) * F + f];
-      m["nchange." + key] = nchange.data[(g * Gm + top) * F + f];
-      m["transfer." + key] = transfer.data[(g * Gm + top) * F + f];
-      m["transfer_se." + key] = transfer_se.data[(g * Gm + top) * F + f];
-      if (transfer.data[(g * Gm + top) * F + f] > transfer.data[(g * Gm + top) * F + steered[g]]) steered[g] = f;
-      double num = 0, den = 0;
-      for (int64_t c = 0; c < Gm; ++c) {
-        const double dg = gammas[c] - gammas[ref];
-        num += dg * change.data[(g * Gm + c) * F + f];
-        den += dg * dg;
-      }
-      m["slope." + key] = den > 0 ? num / den : 0.0;
-      if (nchange.data[(g * Gm + top) * F + f] > nchange.data[(g * Gm + top) * F + dominant]) dominant = f;
-    }
-    MIGVIS_LOG_INFO("eval: group {} changes {} most (normalized {:.3f}) and moves {} toward the target most "
-                    "(transfer {:+.3f}) at gamma {:g}",
-                    groups[g], roles[dominant], nchange.data[(g * Gm + top) * F + dominant], roles[steered[g]],
-                    transfer.data[(g * Gm + top) * F + steered[g]], gammas[top]);
-  }
-  for (int64_t c = 0; c < Gm; ++c) {
-    double mi = 0, gc = 0, gt = 0;
-    for (int64_t g = 0; g < G; ++g) {
-      mi += mi_gg[g * Gm + c] / G;
-      gt += transfer.data[(g * Gm + c) * F + steered[g]] / G;
-      int64_t dominant = 0;
-      for (int64_t f = 1; f < F; ++f)
-        if (nchange.data[(g * Gm + top) * F + f] > nchange.data[(g * Gm + top) * F + dominant]) dominant = f;
-      gc += nchange.data[(g * Gm + c) * F + dominant] / G;
-    }
+    auto f = judges[0].pred.features.index_select(0, torch::cat(idx));
+    quality[c] = mean_nn_distance(f, judges[0].stim_pred.features, false) / std::max(stim_nn, 1e-12);
+    double mi = 0;
+    for (int64_t g = 0; g < G; ++g) mi += mi_gg[g * Gm + c] / G;
     const std::string gname = fmt::format("gamma{:g}", gammas[c]);
     if (std::isfinite(mi)) m["mi." + gname] = mi;
-    m["guided_change." + gname] = gc;
-    m["guided_transfer." + gname] = gt;
     m["quality." + gname] = quality[c];
   }
 
   if (!ctx.comm->is_root()) return Status::Ok();
   MIGVIS_ASSIGN_OR_RETURN(auto af, h5::AtomicFile::create(ctx.dir / schema::kOutFile));
   auto& out = af->file();
-  for (auto [name, arr] : {std::pair<const char*, h5::Array<float>*>{"factor_change", &change},
-                           {"factor_change_normalized", &nchange},
-                           {"factor_transfer", &transfer},
-                           {"factor_transfer_se", &transfer_se}}) {
-    MIGVIS_RETURN_IF_ERROR(out.write(name, *arr));
-    MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<std::string>(name, "factors", roles));
-    MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<double>(name, "gammas", gammas));
-    MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<int32_t>(name, "groups", groups));
+  for (size_t ji = 0; ji < 2; ++ji) {
+    auto& t = tabs[ji];
+    const std::string dir = ji == 0 ? "" : "pixel/";
+    for (auto [name, arr] : {std::pair<const char*, h5::Array<float>*>{"factor_change", &t.change},
+                             {"factor_change_normalized", &t.nchange},
+                             {"factor_transfer", &t.transfer},
+                             {"factor_transfer_se", &t.transfer_se}}) {
+      const std::string path = dir + name;
+      MIGVIS_RETURN_IF_ERROR(out.write(path, *arr));
+      MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<std::string>(path, "factors", roles));
+      MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<double>(path, "gammas", gammas));
+      MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<int32_t>(path, "groups", groups));
+    }
+    std::vector<double> base(t.baseline.begin(), t.baseline.end());
+    MIGVIS_RETURN_IF_ERROR(out.write_vector(dir + "random_pair_change", base));
   }
   MIGVIS_RETURN_IF_ERROR(out.write_vector("quality", quality));
-  std::vector<double> base(baseline.begin(), baseline.end());
-  MIGVIS_RETURN_IF_ERROR(out.write_vector("random_pair_change", base));
+  MIGVIS_RETURN_IF_ERROR(out.write_vector("judge_agreement", agreement));
+  MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<std::string>("judge_agreement", "factors", roles));
+  h5::Array<float> scores({2, (hsize_t)F});
+  for (size_t ji = 0; ji < 2; ++ji)
+    for (int64_t f = 0; f < F; ++f) scores.data[ji * F + f] = role_score[ji][f];
+  MIGVIS_RETURN_IF_ERROR(out.write("readout_score", scores));
+  MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<std::string>("readout_score", "factors", roles));
+  MIGVIS_RETURN_IF_ERROR(out.set_attr_vector<std::string>("readout_score", "judges", {"cnn", "pixel"}));
+  MIGVIS_RETURN_IF_ERROR(out.set_attr<double>("readout_score", "min_readout", min_readout));
+  MIGVIS_RETURN_IF_ERROR(out.write_vector("dropped_factors", dropped.empty() ? std::vector<std::string>{""} : dropped));
   MIGVIS_RETURN_IF_ERROR(af->commit());
   ctx.result->artifacts.push_back({"factor_change", schema::kOutFile, "/factor_change"});
+
+  // One labelled figure per pair (seed 0): source | target | groups x gammas.
+  std::vector<std::string> row_labels;
+  for (int64_t g = 0; g < G; ++g)
+    row_labels.push_back(steered_cnn[g] >= 0 ? fmt::format("group {}: {}", groups[g], roles[steered_cnn[g]])
+                                             : fmt::format("group {}", groups[g]));
+  std::vector<std::string> col_labels;
+  for (double gm : gammas) col_labels.push_back(fmt::format("g={:g}", gm));
+  auto v = synth.view({G, Gm, P, S, C, H, W});
+  for (int64_t pi = 0; pi < P; ++pi) {
+    png::PairFigure fig;
+    fig.cell_px = H;
+    fig.channels = C;
+    auto as_vec = [](const torch::Tensor& t) {
+      auto c = t.contiguous();
+      return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    };
+    fig.source = as_vec(stimuli[src_img[pi]]);
+    fig.target = as_vec(stimuli[tgt_img[pi]]);
+    fig.cells = as_vec(v.select(2, pi).select(2, 0));
+    fig.rows = row_labels;
+    fig.columns = col_labels;
+    fig.title = fmt::format("pair {}: source {} target {}", pi, src_img[pi], tgt_img[pi]);
+    const std::string name = fmt::format("figure_pair{}.png", pi);
+    MIGVIS_RETURN_IF_ERROR(png::write_pair_figure(ctx.dir / name, fig, H < 64 ? 2 : 1));
+    // Caption for the report (a format: keys pair, source, target, rows, gammas).
+    std::string rows_json;
+    for (auto& r : row_labels) rows_json += (rows_json.empty() ? "\"" : ", \"") + r + "\"";
+    const std::string cap = fmt::format(
+        "{{\"pair\": {}, \"source\": {}, \"target\": {}, \"rows\": [{}], \"gammas\": [{}], \"judge\": \"cnn\"}}\n",
+        pi, src_img[pi], tgt_img[pi], rows_json, fmt::join(gammas, ", "));
+    MIGVIS_RETURN_IF_ERROR(write_file_atomic(ctx.dir / fmt::format("figure_pair{}.json", pi), cap));
+    ctx.result->artifacts.push_back({"figure", name, ""});
+  }
   return Status::Ok();
 }
 

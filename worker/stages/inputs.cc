@@ -1,5 +1,7 @@
 #include "worker/stages/inputs.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/log.h"
@@ -93,6 +95,61 @@ Result<ImageTrainingParams> read_image_training_params(const schema::Params& p) 
     return Status::InvalidArgument(fmt::format("job.yaml: params.augment_blur: expected a probability in [0, 1], got {}",
                                                t.augment_blur));
   return t;
+}
+
+namespace {
+// splitmix64: a fixed, well-mixed hash of the image index (the split must not
+// change with the library's RNG).
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+bool JudgeSplit::is_heldout(int64_t image) const {
+  return std::binary_search(heldout.begin(), heldout.end(), image);
+}
+
+JudgeSplit judge_split(int64_t n_images, double fraction) {
+  JudgeSplit s;
+  s.fraction = fraction;
+  std::vector<std::pair<uint64_t, int64_t>> order;
+  for (int64_t i = 0; i < n_images; ++i) order.emplace_back(mix64(static_cast<uint64_t>(i) ^ 0x6a75646765ull), i);
+  std::sort(order.begin(), order.end());
+  const int64_t n_held = std::clamp<int64_t>(std::llround(fraction * n_images), 0, n_images);
+  for (int64_t k = 0; k < n_images; ++k) (k < n_held ? s.heldout : s.critic).push_back(order[k].second);
+  std::sort(s.heldout.begin(), s.heldout.end());
+  std::sort(s.critic.begin(), s.critic.end());
+  return s;
+}
+
+Result<double> read_judge_holdout(const schema::Params& p) {
+  MIGVIS_ASSIGN_OR_RETURN(double f, p.get_double("judge_holdout", kDefaultJudgeHoldout));
+  if (!(f >= 0 && f <= 0.9))
+    return Status::InvalidArgument(fmt::format("job.yaml: params.judge_holdout: expected a fraction in [0, 0.9], got {}", f));
+  return f;
+}
+
+Status write_judge_split(const h5::Location& out, const JudgeSplit& s, int64_t n_images) {
+  std::vector<int32_t> held(s.heldout.begin(), s.heldout.end());
+  MIGVIS_RETURN_IF_ERROR(out.write_vector("judge_heldout", held));
+  MIGVIS_RETURN_IF_ERROR(out.set_attr<double>("judge_heldout", "fraction", s.fraction));
+  return out.set_attr<int64_t>("judge_heldout", "images", n_images);
+}
+
+Result<JudgeSplit> read_judge_split(const h5::Location& in) {
+  if (!in.exists("judge_heldout"))
+    return Status::NotFound(in.where("/judge_heldout") + ": missing (written by critic and diffusion jobs of this version; rerun them)");
+  MIGVIS_ASSIGN_OR_RETURN(double fraction, in.attr<double>("judge_heldout", "fraction"));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t n, in.attr<int64_t>("judge_heldout", "images"));
+  JudgeSplit s = judge_split(n, fraction);
+  MIGVIS_ASSIGN_OR_RETURN(auto held, in.read_vector<int32_t>("judge_heldout"));
+  if (!std::equal(held.begin(), held.end(), s.heldout.begin(), s.heldout.end()))
+    return Status::InvalidArgument(in.where("/judge_heldout") +
+                                   fmt::format(": {} indices differ from the split of {} images at fraction {}", held.size(), n, fraction));
+  return s;
 }
 
 bool BestParameters::offer(double score, torch::nn::Module& m) {

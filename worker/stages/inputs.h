@@ -60,6 +60,29 @@ struct ImageTrainingParams {
 };
 Result<ImageTrainingParams> read_image_training_params(const schema::Params& p);
 
+// The judge split: a deterministic partition of the dataset's N stimuli into a
+// critic/diffusion part and a held-out part that only the eval read-outs (the
+// judges) train on, so the judges never share the critic's training images.
+// The partition depends on N and `fraction` only (not on seeds or jobs): every
+// stage computes the same one. Images are ranked by a fixed hash of their index
+// and the first round(fraction * N) are held out; 0 = none held out.
+struct JudgeSplit {
+  double fraction = 0;
+  std::vector<int64_t> critic;   // ascending dataset image indices
+  std::vector<int64_t> heldout;  // ascending; disjoint from critic, union = 0..N-1
+  bool is_heldout(int64_t image) const;
+};
+JudgeSplit judge_split(int64_t n_images, double fraction);
+// The default held-out fraction (critic and diffusion param `judge_holdout`).
+inline constexpr double kDefaultJudgeHoldout = 0.25;
+// Reads `judge_holdout` (in [0, 0.9], default kDefaultJudgeHoldout) from params.
+Result<double> read_judge_holdout(const schema::Params& p);
+// The split as recorded in out.h5 (a format: /judge_heldout int32 image indices,
+// attrs `fraction` and `images` = N). write_ writes it; read_ returns NotFound
+// when the file has no /judge_heldout, InvalidArgument when it is malformed.
+Status write_judge_split(const h5::Location& out, const JudgeSplit& s, int64_t n_images);
+Result<JudgeSplit> read_judge_split(const h5::Location& in);
+
 // A module's parameters at its best evaluation so far, for "keep the best
 // epoch" training: offer() after every evaluation, restore() at the end.
 class BestParameters {

@@ -74,6 +74,19 @@ Status run_synthesis_stage(StageContext& ctx) {
     return Status::InvalidArgument(fmt::format("critic {} has {} groups x {} dims but VAE {} has {} x {}",
                                                critic_dir.string(), crit->options.groups, crit->options.group_rank,
                                                vae_dir.string(), vae.groups, vae.group_rank));
+  // The judge split both trained under (inputs.h): recorded for eval, whose
+  // read-outs train on the held-out part only.
+  JudgeSplit split;
+  {
+    MIGVIS_ASSIGN_OR_RETURN(auto cf, h5::File::open(critic_dir / schema::kOutFile));
+    MIGVIS_ASSIGN_OR_RETURN(split, read_judge_split(cf));
+    MIGVIS_ASSIGN_OR_RETURN(auto df, h5::File::open(diff_dir / schema::kOutFile));
+    MIGVIS_ASSIGN_OR_RETURN(auto dsplit, read_judge_split(df));
+    if (dsplit.heldout != split.heldout)
+      return Status::InvalidArgument(fmt::format("critic {} (judge_holdout {:g}) and diffusion {} (judge_holdout {:g}) held "
+                                                 "out different stimuli; give both the same params.judge_holdout",
+                                                 critic_dir.string(), split.fraction, diff_dir.string(), dsplit.fraction));
+  }
   const int64_t T = model.schedule.timesteps();
   std::vector<int64_t> all_groups;
   for (int64_t g = 1; g <= vae.groups; ++g) all_groups.push_back(g);
@@ -230,6 +243,7 @@ Status run_synthesis_stage(StageContext& ctx) {
   MIGVIS_RETURN_IF_ERROR(out.set_attr<int64_t>("images", "edit_t", go.edit_t));
   MIGVIS_RETURN_IF_ERROR(out.set_attr<int64_t>("images", "steps", go.steps));
   MIGVIS_RETURN_IF_ERROR(out.set_attr<std::string>("images", "mode", mode));
+  MIGVIS_RETURN_IF_ERROR(write_judge_split(out, split, images01.size(0)));
   MIGVIS_RETURN_IF_ERROR(af->commit());
 
   // One PNG per pair: rows groups, columns gammas (seed 0).

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "results/dataset_io.h"
+#include "worker/eval/readout.h"
 #include "results/h5.h"
 #include "worker/checkpoint.h"
 #include "worker/comm.h"
@@ -30,13 +31,14 @@ struct Config {
   vae::LossWeights weights;
   double lr = 1e-3, weight_decay = 1e-5, test_fraction = 0.2;
   int64_t batch = 64, epochs = 200, eval_every = 5, patience = 10, eval_pairs = 10000;
+  std::vector<std::string> pose_factors;  // empty: the default of pose_labels()
 };
 
 Result<Config> parse_config(const schema::JobSpec& spec) {
   schema::Params p(spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"model", "groups", "group_rank", "hidden", "recon", "w_guid", "w_kl", "w_tc",
                                         "beta", "lr", "batch", "epochs", "weight_decay", "test_fraction", "eval_every",
-                                        "patience", "eval_pairs"}));
+                                        "patience", "eval_pairs", "pose_factors"}));
   Config c;
   MIGVIS_ASSIGN_OR_RETURN(std::string model, p.get_string("model", "migvis"));
   auto mk = vae::parse_model(model);
@@ -61,6 +63,7 @@ Result<Config> parse_config(const schema::JobSpec& spec) {
   MIGVIS_ASSIGN_OR_RETURN(c.eval_every, p.get_int("eval_every", c.eval_every));
   MIGVIS_ASSIGN_OR_RETURN(c.patience, p.get_int("patience", c.patience));
   MIGVIS_ASSIGN_OR_RETURN(c.eval_pairs, p.get_int("eval_pairs", c.eval_pairs));
+  MIGVIS_ASSIGN_OR_RETURN(c.pose_factors, p.get_strings("pose_factors", {}));
   c.weights.model = c.model;
   auto positive = [](const char* k, double v) -> Status {
     if (v > 0) return Status::Ok();
@@ -151,6 +154,47 @@ std::string fmt_num(double v) { return fmt::format("{:.6g}", v); }
 
 }  // namespace
 
+std::string PoseLabel::name() const {
+  return factor->name + (part == Part::kCos ? ".cos" : part == Part::kSin ? ".sin" : "");
+}
+
+double PoseLabel::value(size_t image) const {
+  const double v = factor->values[image];
+  if (part == Part::kValue) return v;
+  return part == Part::kCos ? std::cos(v * M_PI / 180.0) : std::sin(v * M_PI / 180.0);
+}
+
+Result<std::vector<PoseLabel>> pose_labels(const data::Dataset& d, const std::vector<std::string>& names) {
+  std::vector<const data::Factor*> chosen;
+  if (names.empty()) {
+    for (const auto& f : d.factors)
+      if (f.kind == data::FactorKind::kContinuous && (f.role == "pose" || f.role == "size" || f.role == "position"))
+        chosen.push_back(&f);
+  } else {
+    for (const auto& n : names) {
+      const data::Factor* f = d.factor(n);
+      if (!f || f->kind != data::FactorKind::kContinuous) {
+        std::string have;
+        for (const auto& g : d.factors)
+          if (g.kind == data::FactorKind::kContinuous) have += (have.empty() ? "" : ", ") + g.name;
+        return Status::InvalidArgument(fmt::format("job.yaml: params.pose_factors: \"{}\" is {} (continuous factors: {})",
+                                                   n, f ? "categorical" : "not a factor of the dataset", have));
+      }
+      chosen.push_back(f);
+    }
+  }
+  std::vector<PoseLabel> out;
+  for (auto* f : chosen) {
+    if (eval::is_full_circle(*f)) {
+      out.push_back({f, PoseLabel::Part::kCos});
+      out.push_back({f, PoseLabel::Part::kSin});
+    } else {
+      out.push_back({f, PoseLabel::Part::kValue});
+    }
+  }
+  return out;
+}
+
 Status run_vae_stage(StageContext& ctx) {
   const auto& spec = ctx.spec;
   MIGVIS_ASSIGN_OR_RETURN(Config cfg, parse_config(spec));
@@ -175,17 +219,20 @@ Status run_vae_stage(StageContext& ctx) {
                                                ds_path.string(), session_key, animal,
                                                available.empty() ? "none" : available));
 
-  // --- labels: pose factors (role pose) and the category factor --------------
-  std::vector<const data::Factor*> pose_factors;
+  // --- labels: continuous pose labels (pose_factors) and the category factor -
+  MIGVIS_ASSIGN_OR_RETURN(std::vector<PoseLabel> pose_factors, pose_labels(ds, cfg.pose_factors));
   const data::Factor* category = nullptr;
-  for (const auto& f : ds.factors) {
-    if (f.role == "pose" && f.kind == data::FactorKind::kContinuous) pose_factors.push_back(&f);
+  for (const auto& f : ds.factors)
     if (f.role == "category" && f.kind == data::FactorKind::kCategorical && !category) category = &f;
-  }
   if (static_cast<int64_t>(pose_factors.size()) > cfg.group_rank) {
-    MIGVIS_LOG_WARN("{} pose factors but group_rank {}: supervising the first {}", pose_factors.size(), cfg.group_rank,
+    MIGVIS_LOG_WARN("{} pose labels but group_rank {}: supervising the first {}", pose_factors.size(), cfg.group_rank,
                     cfg.group_rank);
     pose_factors.resize(cfg.group_rank);
+  }
+  {
+    std::string names;
+    for (auto& l : pose_factors) names += (names.empty() ? "" : ", ") + l.name();
+    MIGVIS_LOG_INFO("vae: {} pose labels: {}", pose_factors.size(), names.empty() ? "none" : names);
   }
 
   // --- image split: one split over all images the chosen sessions saw ---------
@@ -208,7 +255,7 @@ Status run_vae_stage(StageContext& ctx) {
     size_t n = 0;
     for (int32_t img : seen)
       if (!test_images.count(img)) {
-        double v = pose_factors[k]->values[img];
+        double v = pose_factors[k].value(img);
         s += v; s2 += v * v; ++n;
       }
     pose_mean[k] = s / n;
@@ -245,7 +292,7 @@ Status run_vae_stage(StageContext& ctx) {
       int32_t img = sd.image_index[r];
       (test_images.count(img) ? te : tr).push_back(r);
       for (size_t k = 0; k < pose_factors.size(); ++k)
-        pose.push_back(static_cast<float>((pose_factors[k]->values[img] - pose_mean[k]) / pose_sd[k]));
+        pose.push_back(static_cast<float>((pose_factors[k].value(img) - pose_mean[k]) / pose_sd[k]));
       if (category) cat.push_back(static_cast<int64_t>(category->values[img]));
     }
     if (tr.empty() || te.empty())

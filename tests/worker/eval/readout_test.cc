@@ -54,5 +54,70 @@ TEST(ReadoutTest, PeriodicHeadPredictsDegreesFromCosSin) {
   EXPECT_TRUE((p.values[0] >= -180).all().item<bool>() && (p.values[0] <= 180).all().item<bool>());
 }
 
+TEST(ReadoutTest, ConstantAndNearConstantFactorsGetNoHead) {
+  auto d = angles_dataset();
+  data::Factor rxz = d.factors[1];
+  rxz.name = "rxz";
+  rxz.values = {0, 0, 0, 0, 0};
+  d.factors.push_back(rxz);
+  std::vector<std::string> dropped;
+  auto heads = heads_for(d, &dropped);
+  ASSERT_EQ(heads.size(), 2u);
+  for (auto& h : heads) EXPECT_NE(h.name, "rxz");
+  EXPECT_EQ(dropped, (std::vector<std::string>{"rxz"}));
+  std::vector<float> mostly(100, 1.f);
+  mostly[3] = 2.f;
+  EXPECT_TRUE(near_constant(mostly));       // 99 of 100 share one value
+  EXPECT_TRUE(near_constant({5.f, 5.f + 1e-7f, 5.f}));
+  EXPECT_FALSE(near_constant({-60, -30, 0, 30, 60}));
+}
+
+// The classical judge reads a planted position (blob x) and class (blob left
+// or right of centre) from pixels it never saw.
+TEST(ReadoutTest, PixelJudgeReadsPlantedFactorsOnUnseenImages) {
+  const int n = 160, s = 12;
+  data::Dataset d;
+  data::Factor side, x;
+  side.name = "side"; side.role = "category"; side.kind = data::FactorKind::kCategorical; side.classes = {"l", "r"};
+  x.name = "tx"; x.role = "position"; x.units = "px";
+  auto imgs = torch::zeros({n, 1, s, s});
+  for (int i = 0; i < n; ++i) {
+    const float cx = 1.5f + 9.f * ((i * 37) % n) / (n - 1);
+    side.values.push_back(cx > 6.f ? 1.f : 0.f);
+    x.values.push_back(cx);
+    for (int yy = 0; yy < s; ++yy)
+      for (int xx = 0; xx < s; ++xx)
+        imgs[i][0][yy][xx] = std::exp(-((xx - cx) * (xx - cx) + (yy - 6.f) * (yy - 6.f)) / 4.f);
+  }
+  d.factors = {side, x};
+  auto heads = heads_for(d);
+  ASSERT_EQ(heads.size(), 2u);  // category, then position
+  auto targets = targets_for(d, heads);
+  auto train = torch::arange(0, 120, torch::kLong), test = torch::arange(120, n, torch::kLong);
+  std::vector<torch::Tensor> tr, te;
+  for (auto& t : targets) { tr.push_back(t.index_select(0, train)); te.push_back(t.index_select(0, test)); }
+  PixelReadoutOptions o;
+  o.image_size_px = s;
+  o.features = 256;
+  PixelReadout judge(o, heads);
+  judge.fit(imgs.index_select(0, train), tr);
+  auto pred = judge.predict(imgs.index_select(0, test));
+  auto sc = score_predictions(heads, pred.values, te);
+  EXPECT_GT(sc[0], 0.9);  // accuracy, chance 0.5
+  EXPECT_GT(sc[1], 0.8);  // R^2
+  EXPECT_GT(chance_corrected(heads[0], sc[0]), 0.8);
+  EXPECT_DOUBLE_EQ(chance_corrected(heads[0], 0.5), 0.0);
+}
+
+TEST(ReadoutTest, JudgeCnnIsNotTheCriticTrunk) {
+  // Its own modules (BatchNorm, strided convs), so no parameter layout is shared with worker/image_trunk.
+  JudgeTrunk t(1, 8);
+  bool has_bn = false;
+  for (auto& m : t->modules(false)) has_bn = has_bn || m->name() == "torch::nn::BatchNorm2dImpl";
+  EXPECT_TRUE(has_bn);
+  t->eval();
+  EXPECT_EQ(t->forward(torch::rand({2, 1, 16, 16})).sizes(), (std::vector<int64_t>{2, t->out_features()}));
+}
+
 }  // namespace
 }  // namespace migvis::worker::eval

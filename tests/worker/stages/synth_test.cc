@@ -1,6 +1,7 @@
 // critic -> synthesis -> eval through the real migvis-worker on tiny job
 // directories whose upstream outputs (dataset, VAE latents, a TorchScript eps
 // model) are written by hand in the formats of schemas/job.md.
+#include <algorithm>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include "results/h5.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
+#include "worker/stages/inputs.h"
 
 namespace migvis {
 namespace {
@@ -123,6 +125,8 @@ class StagesTest : public JobDirTest {
       ASSERT_TRUE(f.set_attr<std::string>("schedule", "schedule", "linear").ok());
       ASSERT_TRUE(f.set_attr<int64_t>("schedule", "image_size", kS).ok());
       ASSERT_TRUE(f.set_attr<int64_t>("schedule", "channels", 1).ok());
+      // The judge split a diffusion job trained under (the critic's default).
+      ASSERT_TRUE(worker::write_judge_split(f, worker::judge_split(kN, worker::kDefaultJudgeHoldout), kN).ok());
       ASSERT_TRUE((*af)->commit().ok());
     }
   }
@@ -141,6 +145,10 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
     auto f = h5::File::open(tmp_ / "critic" / "out.h5");
     ASSERT_TRUE(f.ok());
     EXPECT_EQ(*f->shape("mi_lower_bound"), (std::vector<hsize_t>{2}));
+    // The critic recorded the stimuli it left to the judges.
+    auto split = worker::read_judge_split(*f);
+    ASSERT_TRUE(split.ok()) << split.status().to_string();
+    EXPECT_EQ(split->heldout, worker::judge_split(kN, worker::kDefaultJudgeHoldout).heldout);
   }
 
   r = run_job("synthesis", "{gammas: [0, 5], pairs: 2, seeds: 2, edit_t: 15, steps: 4, chunk: 5, eta: 0.5}",
@@ -163,6 +171,11 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   }
   EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair0.png"));
   EXPECT_TRUE(fs::exists(tmp_ / "synthesis" / "grid_pair1.png"));
+  {
+    auto f = h5::File::open(tmp_ / "synthesis" / "out.h5");
+    ASSERT_TRUE(f.ok());
+    EXPECT_TRUE(worker::read_judge_split(*f).ok());
+  }
 
   // min_readout off: a 3-epoch read-out measures the plumbing, not the factors.
   r = run_job("eval", "{epochs: 3, width: 4, min_readout: -100}", {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
@@ -170,8 +183,13 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   auto eres = schema::read_job_result(tmp_ / "eval");
   ASSERT_TRUE(eres.ok());
   for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "transfer.g1.pose", "mi.gamma5",
-                   "guided_change.gamma5", "guided_transfer.gamma5", "quality.gamma0", "quality.gamma5"})
+                   "guided_change.gamma5", "guided_transfer.gamma5", "quality.gamma0", "quality.gamma5",
+                   "pixel.transfer.g1.pose", "pixel.transfer_se.g2.category", "readout.rxy", "pixel.readout.category",
+                   "judge.pose", "pixel.judge.category"})
     EXPECT_EQ(eres->metrics.count(key), 1u) << key;
+  // A labelled figure per pair, with its caption.
+  EXPECT_TRUE(fs::exists(tmp_ / "eval" / "figure_pair0.png"));
+  EXPECT_TRUE(fs::exists(tmp_ / "eval" / "figure_pair1.json"));
   auto f = h5::File::open(tmp_ / "eval" / "out.h5");
   ASSERT_TRUE(f.ok());
   auto fc = f->read<float>("factor_change");
@@ -224,6 +242,7 @@ TEST_F(JobDirTest, EvalTransferMeasuresMovementTowardTheTarget) {
     ASSERT_TRUE(f.set_attr_vector<double>("images", "gammas", {0, 50}).ok());
     ASSERT_TRUE(f.write_vector("sources", src).ok());
     ASSERT_TRUE(f.write_vector("targets", tgt).ok());
+    ASSERT_TRUE(worker::write_judge_split(f, worker::judge_split(kN, 0.5), kN).ok());
     ASSERT_TRUE((*af)->commit().ok());
   };
   write_synthesis({23, 40, 3, 8, 46, 12});
@@ -269,6 +288,58 @@ TEST_F(JobDirTest, EvalTransferMeasuresMovementTowardTheTarget) {
   ASSERT_TRUE(bad.ok());
   EXPECT_NE(bad->error.find("/targets"), std::string::npos) << bad->error;
   EXPECT_NE(bad->error.find("outside the dataset"), std::string::npos) << bad->error;
+}
+
+// A factor with no variance (rxz = 0 everywhere, as in an imported assembly)
+// and a near-constant one (size: one image differs) are never read out,
+// scored or tabled: no metric names them and the read-out tables lack them.
+TEST_F(JobDirTest, EvalDropsConstantFactors) {
+  auto d = tiny_dataset();
+  data::Factor rxz = d.factors[1], size = d.factors[1];
+  rxz.name = "rxz";
+  size.name = "size";
+  size.role = "size";
+  size.units = "scale";
+  for (int i = 0; i < kN; ++i) { rxz.values[i] = 0; size.values[i] = i == 7 ? 0.6f : 0.5f; }
+  d.factors.push_back(rxz);
+  d.factors.push_back(size);
+  ASSERT_TRUE(data::write_dataset(d, tmp_ / "dataset.h5").ok());
+  constexpr int G = 2, Gm = 2, P = 4, S = 1;
+  fs::create_directories(tmp_ / "synthesis");
+  {
+    auto af = h5::AtomicFile::create(tmp_ / "synthesis" / "out.h5");
+    ASSERT_TRUE(af.ok());
+    auto& f = (*af)->file();
+    h5::Array<float> img({G, Gm, P, S, 1, kS, kS});
+    const size_t cell = kS * kS;
+    for (size_t i = 0; i < img.data.size() / cell; ++i)
+      std::copy_n(d.images.data.begin() + (i % kN) * cell, cell, img.data.begin() + i * cell);
+    ASSERT_TRUE(f.write("images", img).ok());
+    ASSERT_TRUE(f.set_attr_vector<int32_t>("images", "groups", {1, 2}).ok());
+    ASSERT_TRUE(f.set_attr_vector<double>("images", "gammas", {0, 10}).ok());
+    ASSERT_TRUE(f.write_vector<int32_t>("sources", {0, 5, 10, 17}).ok());
+    ASSERT_TRUE(f.write_vector<int32_t>("targets", {23, 40, 3, 8}).ok());
+    ASSERT_TRUE(worker::write_judge_split(f, worker::judge_split(kN, 0.5), kN).ok());
+    ASSERT_TRUE((*af)->commit().ok());
+  }
+  auto r = run_job("eval", "{epochs: 2, width: 4, min_readout: -100, bootstrap: 50}",
+                   {{"dataset", "dataset.h5"}, {"synthesis", "synthesis"}});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto res = schema::read_job_result(tmp_ / "eval");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->metrics.count("readout.rxy"), 1u);
+  for (auto& [name, v] : res->metrics) {
+    EXPECT_EQ(name.find("rxz"), std::string::npos) << name;
+    EXPECT_EQ(name.find("size"), std::string::npos) << name;
+  }
+  auto f = h5::File::open(tmp_ / "eval" / "out.h5");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(*f->attr_vector<std::string>("factor_transfer", "factors"), (std::vector<std::string>{"pose", "category"}));
+  EXPECT_EQ(*f->attr_vector<std::string>("readout_score", "factors"), (std::vector<std::string>{"pose", "category"}));
+  auto dropped = f->read_vector<std::string>("dropped_factors");
+  ASSERT_TRUE(dropped.ok());
+  std::sort(dropped->begin(), dropped->end());
+  EXPECT_EQ(*dropped, (std::vector<std::string>{"rxz", "size"}));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "orchestrator/data/import_util.h"
 #include "results/h5.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
@@ -147,6 +148,62 @@ TEST(StageVaeTest, PooledModelCoversAllSessions) {
   ASSERT_TRUE(st.ok()) << st.to_string();
   EXPECT_EQ(read_floats(tmp / "job/out.h5", "latents").size(), 120u * 9u);
   EXPECT_GT(p.result.metrics["test_bits_per_spike"], 0.0);
+}
+
+// The reference's pose supervision on an HvM-like assembly, with the factor
+// roles the Brain-Score importer gives its coordinates: six continuous labels
+// (rxy, rxz, ryz, size <- s, tx <- ty, ty <- tz); category and object are not
+// labels. HvM's rotations stay within a half circle, so none is split.
+TEST(StageVaeTest, PoseFactorsDefaultToTheSixHvmLabels) {
+  using data::detail::Column;
+  const int n = 12;
+  std::vector<Column> cols;
+  auto num = [&](const std::string& name, double lo, double hi) {
+    Column c;
+    c.name = name;
+    for (int i = 0; i < n; ++i) c.d.push_back(lo + (hi - lo) * i / (n - 1));
+    cols.push_back(c);
+  };
+  num("rxy", -90, 90);
+  num("ryz", -80, 80);
+  num("rxz", -70, 70);
+  num("s", 0.7, 1.6);
+  num("ty", -1, 1);
+  num("tz", -0.8, 0.8);
+  Column cat, obj;
+  cat.name = "category_name";
+  obj.name = "object_name";
+  cat.is_string = obj.is_string = true;
+  for (int i = 0; i < n; ++i) { cat.s.push_back(i % 2 ? "Cars" : "Faces"); obj.s.push_back("o" + std::to_string(i % 4)); }
+  cols.push_back(cat);
+  cols.push_back(obj);
+  std::vector<int64_t> first(n);
+  for (int i = 0; i < n; ++i) first[i] = i;
+  data::Dataset d;
+  d.factors = data::detail::factors_from_columns(cols, first);
+  auto labels = pose_labels(d, {});
+  ASSERT_TRUE(labels.ok()) << labels.status().to_string();
+  std::vector<std::string> names;
+  for (auto& l : *labels) names.push_back(l.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"rxy", "rxz", "ryz", "size", "tx", "ty"}));
+  // A full-circle angle (the synthetic generator's rxy in [-180, 180)) is
+  // regressed as (cos, sin), not as the wrapped angle.
+  for (auto& f : d.factors)
+    if (f.name == "rxy")
+      for (int i = 0; i < n; ++i) f.values[i] = -180.f + 359.f * i / (n - 1);
+  labels = pose_labels(d, {"rxy", "size"});
+  ASSERT_TRUE(labels.ok());
+  ASSERT_EQ(labels->size(), 3u);
+  EXPECT_EQ((*labels)[0].name(), "rxy.cos");
+  EXPECT_EQ((*labels)[1].name(), "rxy.sin");
+  EXPECT_NEAR((*labels)[0].value(0), -1.0, 1e-9);  // cos(-180)
+  EXPECT_NEAR((*labels)[2].value(0), 0.7, 1e-6);
+  // Unknown and categorical names are rejected by key.
+  for (auto bad : {"elevation", "category"}) {
+    auto r = pose_labels(d, {bad});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("params.pose_factors"), std::string::npos);
+  }
 }
 
 }  // namespace
