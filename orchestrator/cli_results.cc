@@ -51,14 +51,21 @@ struct QueryArgs {
   std::string sql;
   std::vector<std::string> params;
   std::string format = "table";
+  double timeout_s = 30;
+  size_t max_rows = 100000;
 };
 
 Status run_query(const QueryArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(catalog::TextFormat f, catalog::parse_text_format(a.format));
   MIGVIS_ASSIGN_OR_RETURN(auto cat, open_ro(a.db));
   std::vector<catalog::Value> params(a.params.begin(), a.params.end());
-  MIGVIS_ASSIGN_OR_RETURN(catalog::QueryResult r, cat->query(a.sql, params));
+  catalog::QueryLimits limits;
+  limits.timeout_s = a.timeout_s;
+  limits.max_rows = a.max_rows;
+  MIGVIS_ASSIGN_OR_RETURN(catalog::QueryResult r, cat->query(a.sql, params, limits));
   fmt::print("{}", catalog::render(r, f));
+  if (r.truncated)
+    fmt::print(stderr, "migvis: note: output stopped at {} rows (--max-rows); more rows matched\n", a.max_rows);
   return Status::Ok();
 }
 
@@ -195,6 +202,11 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   q->add_option("sql", qa->sql, "one SELECT statement; ? placeholders take --param values")->required();
   q->add_option("--param", qa->params, "value bound to the next ? (repeatable)")->allow_extra_args(false);
   q->add_option("--format", qa->format, "table, csv or json")->capture_default_str();
+  q->add_option("--timeout", qa->timeout_s, "stop the statement after this many seconds (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  q->add_option("--max-rows", qa->max_rows, "print at most this many rows, with a note when more matched (0: all)")
+      ->capture_default_str();
   q->callback([out, qa] { out->set(run_query(*qa)); });
 
   auto ra = std::make_shared<RunsArgs>();

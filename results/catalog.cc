@@ -2,6 +2,7 @@
 // queries). The SQLite layer is results/sqlite.{h,cc}; ingest is ingest.cc.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <utility>
@@ -265,7 +266,15 @@ Result<std::optional<JobRow>> Catalog::last_done_like(const std::string& stage, 
   return std::optional<JobRow>(std::move(rows.front()));
 }
 
-Result<QueryResult> Catalog::query(const std::string& sql, const std::vector<Value>& params) const {
+namespace {
+// sqlite3_progress_handler callback: non-zero interrupts the running statement.
+int past_deadline(void* deadline) {
+  return std::chrono::steady_clock::now() > *static_cast<std::chrono::steady_clock::time_point*>(deadline) ? 1 : 0;
+}
+}  // namespace
+
+Result<QueryResult> Catalog::query(const std::string& sql, const std::vector<Value>& params,
+                                   const QueryLimits& limits) const {
   size_t tail = 0;
   auto prepared = Stmt::prepare(db_, sql, &tail);
   if (!prepared.ok()) {
@@ -298,9 +307,31 @@ Result<QueryResult> Catalog::query(const std::string& sql, const std::vector<Val
   QueryResult out;
   int n = sqlite3_column_count(st.get());
   for (int i = 0; i < n; ++i) out.columns.emplace_back(sqlite3_column_name(st.get(), i));
+  // The deadline is checked every 1000 virtual-machine instructions; the
+  // handler is removed again however this function returns.
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(limits.timeout_s));
+  struct HandlerGuard {
+    sqlite3* db;
+    ~HandlerGuard() { sqlite3_progress_handler(db, 0, nullptr, nullptr); }
+  } guard{db_};
+  if (limits.timeout_s > 0) sqlite3_progress_handler(db_, 1000, &past_deadline, &deadline);
   while (true) {
-    MIGVIS_ASSIGN_OR_RETURN(bool row, st.step());
+    auto step = st.step();
+    if (!step.ok()) {
+      if (limits.timeout_s > 0 && std::chrono::steady_clock::now() > deadline)
+        return Status::Unavailable(fmt::format("SQL `{}` stopped after its time limit of {:g} s (results query "
+                                               "--timeout); narrow the query or raise the limit",
+                                               sql, limits.timeout_s));
+      return step.status();
+    }
+    const bool row = *step;
     if (!row) break;
+    if (limits.max_rows > 0 && out.rows.size() >= limits.max_rows) {
+      out.truncated = true;
+      break;
+    }
     std::vector<Value> r;
     r.reserve(n);
     for (int i = 0; i < n; ++i) r.push_back(st.value(i));

@@ -104,6 +104,15 @@ std::string value_to_string(const Value& v);  // NULL -> "", numbers %.17g trimm
 struct QueryResult {
   std::vector<std::string> columns;
   std::vector<std::vector<Value>> rows;
+  bool truncated = false;  // stopped at QueryLimits::max_rows; more rows matched
+};
+
+// Bounds on an ad-hoc query (`results query`), so a runaway statement (a
+// recursive CTE without end, a cross join of big tables) cannot hang a login
+// node or fill its memory. 0 = unbounded.
+struct QueryLimits {
+  double timeout_s = 0;  // wall-clock budget; past it the statement is interrupted (Unavailable)
+  size_t max_rows = 0;   // rows kept; QueryResult::truncated says when more matched
 };
 
 // The catalog row of a job from its job.yaml: the one conversion of a job
@@ -180,7 +189,9 @@ class Catalog {
   // catalog any statement that would write (INSERT/UPDATE/DELETE/DDL/ATTACH/
   // PRAGMA/...) is refused with InvalidArgument before it runs. More than one
   // statement (`SELECT 1; DROP ...`) is InvalidArgument in both modes.
-  Result<QueryResult> query(const std::string& sql, const std::vector<Value>& params = {}) const;
+  // `limits` bound its time (sqlite3_progress_handler) and rows.
+  Result<QueryResult> query(const std::string& sql, const std::vector<Value>& params = {},
+                            const QueryLimits& limits = {}) const;
 
  private:
   Catalog(sqlite3* db, fs::path path, Mode mode) : db_(db), path_(std::move(path)), mode_(mode) {}

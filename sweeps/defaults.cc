@@ -151,6 +151,32 @@ const ParamSpec* find_param(const std::string& stage, const std::string& key) {
   return nullptr;
 }
 
+const ParamRange* param_range(const std::string& stage, const std::string& key) {
+  // Counts and sizes >= 1, rates and scales > 0, weights and guidance scales >= 0,
+  // fractions in [0, 1]: values a worker would otherwise reject (or silently
+  // misuse) only after the data and VAE jobs have run.
+  static const ParamRange kCount{1}, kPositive{0, true}, kNonNegative{0}, kFraction{0, false, 1};
+  static const std::map<std::string, const ParamRange*> k = {
+      {"*.epochs", &kCount},        {"*.batch", &kCount},          {"*.steps", &kCount},
+      {"*.lr", &kPositive},         {"*.negatives", &kCount},      {"*.timesteps", &kCount},
+      {"*.eval_every", &kCount},    {"*.grad_accum", &kCount},     {"*.width", &kCount},
+      {"*.image_size", &kCount},    {"vae.groups", &kCount},       {"vae.group_rank", &kCount},
+      {"vae.beta", &kNonNegative},  {"vae.w_tc", &kNonNegative},   {"vae.w_kl", &kNonNegative},
+      {"vae.w_guid", &kNonNegative}, {"synthesis.gammas", &kNonNegative}, {"synthesis.pairs", &kCount},
+      {"synthesis.seeds", &kCount}, {"synthesis.chunk", &kCount},  {"synthesis.edit_t", &kCount},
+      {"diffusion.ema_decay", &kFraction}, {"diffusion.judge_holdout", &kFraction},
+      {"critic.judge_holdout", &kFraction},
+  };
+  auto it = k.find(stage + "." + key);
+  if (it == k.end()) it = k.find("*." + key);
+  return it == k.end() ? nullptr : it->second;
+}
+
+std::string ParamRange::describe() const {
+  if (max < 1e299) return fmt::format("in [{:g}, {:g}]", min, max);
+  return fmt::format("{} {:g}", min_exclusive ? ">" : ">=", min);
+}
+
 std::string describe_type(const ParamSpec& p) {
   switch (p.type) {
     case T::kInt: return "an integer";

@@ -25,6 +25,17 @@ struct ParamSpec {
 const std::vector<ParamSpec>& stage_params(const std::string& stage);
 const ParamSpec* find_param(const std::string& stage, const std::string& key);
 
+// The range a numeric parameter must lie in (checked at plan time, element-wise
+// for lists): `min` inclusive unless `min_exclusive`. Parameters without a
+// range: nullptr.
+struct ParamRange {
+  double min = 0;
+  bool min_exclusive = false;
+  double max = 1e300;
+  std::string describe() const;  // ">= 1", "> 0", "in [0, 1]"
+};
+const ParamRange* param_range(const std::string& stage, const std::string& key);
+
 // "a number", "an integer", "one of mse|poisson", ...
 std::string describe_type(const ParamSpec& p);
 

@@ -4,6 +4,7 @@
 // file in job_file.cc. See schemas/sweep.md.
 #include "sweeps/sweep.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -246,12 +247,29 @@ struct Expander {
         break;
       }
       case ParamType::kIntOrIntList: if (!v.is_number_integer() && !all_ints()) return bad(); break;
+      case ParamType::kStringList: {
+        if (!v.is_array()) return bad();
+        for (auto& e : v)
+          if (!e.is_string()) return bad();
+        break;
+      }
       case ParamType::kImport: {
         if (!v.is_object() || v.size() != 2 || !v.contains("format") || !v.contains("path") ||
             !v["format"].is_string() || !v["path"].is_string())
           return bad();
         break;
       }
+    }
+    // Ranges (element-wise for lists): a bad value is found now, not when the
+    // job that reads it fails hours into a sweep.
+    if (const ParamRange* r = param_range(stage, name)) {
+      auto in_range = [&](const json& e) {
+        if (!e.is_number()) return true;
+        const double d = e.get<double>();
+        return (r->min_exclusive ? d > r->min : d >= r->min) && d <= r->max;
+      };
+      const bool ok = v.is_array() ? std::all_of(v.begin(), v.end(), in_range) : in_range(v);
+      if (!ok) return p.err(at.line, at.path, fmt::format("expected a value {}, got {}", r->describe(), v.dump()));
     }
     return Status::Ok();
   }

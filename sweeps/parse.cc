@@ -356,7 +356,36 @@ class Parser : public SweepErrors {
 
 }  // namespace
 
+namespace {
+
+// yaml-cpp keeps both entries of a duplicated key and lookups see only the
+// first, so `vae: {...}` written twice would silently drop the second block.
+// Walk every mapping once and refuse any key it holds twice, naming both lines.
+Status reject_duplicate_keys(const YAML::Node& n, const std::string& path, const SweepErrors& errors) {
+  if (n.IsMap()) {
+    std::map<std::string, int> first_line;
+    for (auto it : n) {
+      const std::string k = it.first.IsScalar() ? it.first.Scalar() : std::string("?");
+      const std::string sub = path.empty() ? k : path + "." + k;
+      auto [seen, fresh] = first_line.emplace(k, line_of(it.first));
+      if (!fresh)
+        return errors.err(it.first, sub,
+                          fmt::format("duplicate key (first at line {}); YAML would keep only one of them, so merge "
+                                      "the two blocks",
+                                      seen->second));
+      MIGVIS_RETURN_IF_ERROR(reject_duplicate_keys(it.second, sub, errors));
+    }
+  } else if (n.IsSequence()) {
+    size_t i = 0;
+    for (auto e : n) MIGVIS_RETURN_IF_ERROR(reject_duplicate_keys(e, fmt::format("{}[{}]", path, i++), errors));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Sweep> parse_sweep(const YAML::Node& root, const SweepErrors& errors) {
+  MIGVIS_RETURN_IF_ERROR(reject_duplicate_keys(root, "", errors));
   Parser p(errors.file());
   return p.sweep(root);
 }

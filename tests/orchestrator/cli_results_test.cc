@@ -52,6 +52,21 @@ TEST_F(CliResultsTest, QueryFormats) {
   EXPECT_NE(r.output.find("(1 row)"), std::string::npos);
 }
 
+TEST_F(CliResultsTest, QueryHasATimeLimitAndARowCap) {
+  // A recursive CTE that never ends is stopped by --timeout (exit 75, says why).
+  auto r = migvis("results query --db " + db().string() + " --timeout 0.5 "
+                  "'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c'");
+  EXPECT_EQ(r.exit_code, 75) << r.output;
+  EXPECT_NE(r.output.find("time limit of 0.5 s"), std::string::npos) << r.output;
+  // A long result is cut at --max-rows with a note; the rows printed are the first ones.
+  r = migvis("results query --db " + db().string() + " --max-rows 3 --format csv "
+             "'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000) SELECT x FROM c'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("x\n1\n2\n3\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\n4\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stopped at 3 rows"), std::string::npos) << r.output;
+}
+
 TEST_F(CliResultsTest, QueryRefusesWritesAndNothingChanges) {
   std::string before = snapshot();
   ASSERT_NE(before.find("job_id"), std::string::npos);

@@ -339,5 +339,24 @@ TEST(SweepBadInput, InvalidYamlAndBadRanges) {
   EXPECT_NE(e.find("data.params.import: expected a mapping {format"), std::string::npos) << e;
 }
 
+TEST(SweepBadInput, DuplicateKeysAreRejectedWithBothLines) {
+  // A second `vae:` block would otherwise be silently ignored.
+  std::string e = expand_err(kHead + "vae:\n  params: {epochs: 5}\nvae:\n  params: {epochs: 50}\n");
+  EXPECT_NE(e.find("t.yaml:7: vae: duplicate key (first at line 5)"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  params: {epochs: 5, epochs: 6}\n");
+  EXPECT_NE(e.find("vae.params.epochs: duplicate key"), std::string::npos) << e;
+}
+
+TEST(SweepBadInput, NumericRangesAreCheckedAtPlanTime) {
+  std::string e = expand_err(kHead + "vae:\n  params:\n    epochs: -5\n");
+  EXPECT_EQ(e, "t.yaml:7: vae.params.epochs: expected a value >= 1, got -5");
+  e = expand_err(kHead + "vae:\n  grid:\n    lr: [0.001, 0]\n");
+  EXPECT_NE(e.find("vae.grid.lr[1]: expected a value > 0, got 0"), std::string::npos) << e;
+  e = expand_err(kHead + "vae:\n  params: {w_tc: -0.1}\n");
+  EXPECT_NE(e.find("expected a value >= 0"), std::string::npos) << e;
+  // In range: fine.
+  expand_ok(kHead + "vae:\n  params: {epochs: 1, lr: 1e-4, w_tc: 0}\n");
+}
+
 }  // namespace
 }  // namespace migvis::sweeps
