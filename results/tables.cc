@@ -286,9 +286,13 @@ PaperTable empty_table(std::string id, std::string title, std::string caption, s
 // (`labels` name them in notes), with its missing cells and notes.
 // `jobs_label` names the jobs in failure notes when several rows share them
 // (tables 2 and 3: "eval jobs (model=migvis)"); a note already given is not repeated.
+// `unread(job, m)`: the job's judge cannot read column m's factor (eval metric
+// [pixel.]unread.<factor>), so its lack of a value is neither missing nor a gap;
+// a cell with no value and such jobs shows "unread" (Cell::text).
+using UnreadFn = std::function<bool(const Job&, size_t)>;
 void fill_row(PaperTable& t, const std::string& label, const std::vector<std::string>& metrics,
               const std::vector<std::string>& labels, const std::vector<const Job*>& jobs,
-              const std::string& jobs_label = "") {
+              const std::string& jobs_label = "", const UnreadFn& unread = nullptr) {
   auto note = [&t](std::string n) {
     if (std::find(t.notes.begin(), t.notes.end(), n) == t.notes.end()) t.notes.push_back(std::move(n));
   };
@@ -311,14 +315,19 @@ void fill_row(PaperTable& t, const std::string& label, const std::vector<std::st
     for (size_t m = 0; m < metrics.size(); ++m) {
       Cell c;
       std::vector<double> v;
-      std::vector<std::string> bad, absent;
+      std::vector<std::string> bad, absent, unread_by;
       for (auto* j : done) {
         auto it = j->metrics.find(metrics[m]);
         if (it != j->metrics.end()) v.push_back(it->second);
         else if (j->nonfinite.count(metrics[m])) bad.push_back(describe(*j));
+        else if (unread && unread(*j, m)) unread_by.push_back(describe(*j));
         else absent.push_back(describe(*j));
       }
       c.n = static_cast<int>(v.size());
+      if (v.empty() && !unread_by.empty()) c.text = "unread";
+      else if (!unread_by.empty())  // read by some jobs' judges only: the cell averages those
+        t.notes.push_back(fmt::format("{} / {} / {}: unread (judge below min_readout) by {}", a, label, labels[m],
+                                      fmt::join(unread_by, ", ")));
       c.n_failed = static_cast<int>(failed.size() + bad.size());
       if (!v.empty()) {
         double s = 0;
@@ -372,6 +381,7 @@ std::string num(double x) {
 }
 
 std::string latex_cell(const Cell& c) {
+  if (!c.text.empty()) return latex_escape(c.text);
   if (c.n == 0) return "--";
   if (c.n == 1) return fmt::format("${}$ ($n$=1)", num(c.mean));
   return fmt::format("${} \\pm {}$ ($n$={})", num(c.mean), num(c.std), c.n);
@@ -394,6 +404,7 @@ std::string html_escape(const std::string& s) {
 }
 
 std::string format_cell(const Cell& c) {
+  if (!c.text.empty()) return c.text;
   if (c.n == 0) return "—";
   if (c.n == 1) return num(c.mean) + " (n=1)";
   return fmt::format("{} ± {} (n={})", num(c.mean), num(c.std), c.n);
@@ -462,24 +473,43 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat, const Tab
       if (name.rfind("nchange.g", 0) == 0) normalized = true;
     }
   const std::string change_prefix = has_transfer ? "transfer" : normalized ? "nchange" : "change";
+  // What each eval configuration reports: its groups (CNN judge; the pixel
+  // judge's, metrics pixel.*), whether it gives the judges' read-out scores
+  // (judge.<f>, pixel.judge.<f>) and their agreement (agreement.<f>), its γ grid.
+  // Table 2's columns are the factors some eval job reports (a value, or an
+  // unread mark): a factor dropped at eval as constant is no column.
   struct EvalShape {
-    int groups = 0;
+    int groups = 0, pixel_groups = 0;
+    bool judge = false, pixel_judge = false, agreement = false;
     std::set<double> gammas;
   };
   std::vector<EvalShape> shapes;
-  std::set<std::string> extra_factors;
+  std::set<std::string> reported, extra_factors;
+  auto group_factor = [](const std::string& name, const std::string& prefix, int& gi, std::string& factor) {
+    char f[64];
+    if (name.rfind(prefix + ".g", 0) != 0 || std::sscanf(name.c_str() + prefix.size(), ".g%d.%63s", &gi, f) != 2)
+      return false;
+    factor = f;
+    return true;
+  };
   for (auto& g : eval_groups) {
     EvalShape s;
     for (auto* j : g.jobs)
       for (auto& [name, v] : j->metrics) {
         int gi = 0;
-        char factor[64];
-        if (name.rfind(change_prefix + ".g", 0) == 0 &&
-            std::sscanf(name.c_str() + change_prefix.size(), ".g%d.%63s", &gi, factor) == 2) {
-          s.groups = std::max(s.groups, gi);
+        std::string factor;
+        if (group_factor(name, change_prefix, gi, factor)) s.groups = std::max(s.groups, gi);
+        else if (group_factor(name, "pixel." + change_prefix, gi, factor)) s.pixel_groups = std::max(s.pixel_groups, gi);
+        else if (name.rfind("unread.", 0) == 0) factor = name.substr(7);
+        else if (name.rfind("pixel.unread.", 0) == 0) factor = name.substr(13);
+        if (!factor.empty()) {
+          reported.insert(factor);
           if (std::find(kFactors.begin(), kFactors.end(), factor) == kFactors.end()) extra_factors.insert(factor);
         }
-        for (const char* prefix : {"mi.gamma", "guided_change.gamma", "quality.gamma"})
+        s.judge = s.judge || name.rfind("judge.", 0) == 0;
+        s.pixel_judge = s.pixel_judge || name.rfind("pixel.judge.", 0) == 0;
+        s.agreement = s.agreement || name.rfind("agreement.", 0) == 0;
+        for (const char* prefix : {"guided_change.gamma", "guided_transfer.gamma", "quality.gamma"})
           if (name.rfind(prefix, 0) == 0) {
             char* e = nullptr;
             std::string rest = name.substr(std::strlen(prefix));
@@ -499,7 +529,12 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat, const Tab
              "the distance to its own), relative to the difference between two random stimuli, at the eval job's "
              "reported γ (metric report_gamma; eval metric transfer.g<g>.<factor>; 0 = chance, 1 = as far as two "
              "unrelated images), mean ± std over " + over + "; the factor each group moves most is marked. Table "
-             "3's γ = 0 row gives the unguided value."
+             "3's γ = 0 row gives the unguided value. Judges: a CNN and a pixel model (ridge on random pixel "
+             "features), both trained only on stimuli the critic and the diffusion model never saw; rows \"(pixel)\" "
+             "are the pixel judge's; \"unread\" marks a factor whose judge's chance-corrected read-out score is "
+             "below min_readout (eval metric unread.<factor>), not a missing value; the last rows give each judge's "
+             "read-out score (judge.<factor>, pixel.judge.<factor>; 0 = chance, 1 = perfect) and their agreement "
+             "(agreement.<factor>: correlation of the two judges' per-item changes), when the eval jobs report them."
        : normalized
            ? "Change of each semantic factor when guiding each latent group of the MIG-Vis VAE, at the eval job's "
              "reported γ (metric report_gamma; default the grid value nearest 100), relative to the change between "
@@ -511,45 +546,89 @@ Result<std::vector<PaperTable>> build_paper_tables(const Catalog& cat, const Tab
           std::string(" Each row is one configuration of the whole chain (dataset, VAE, diffusion model, critic, "
                       "synthesis, eval); rows of several configurations say what differs."),
       "group", animals);
-  std::vector<std::string> factors = kFactors;
+  std::vector<std::string> factors;
+  for (auto& f : kFactors)
+    if (reported.count(f) || reported.empty()) factors.push_back(f);
   factors.insert(factors.end(), extra_factors.begin(), extra_factors.end());
   t2.columns = factors;
-  for (size_t gi = 0; gi < eval_groups.size(); ++gi)
-    for (int g = 1; g <= shapes[gi].groups; ++g) {
-      std::vector<std::string> ms;
-      for (auto& f : factors) ms.push_back(fmt::format("{}.g{}.{}", change_prefix, g, f));
-      fill_row(t2, fmt::format("group {}", g) + eval_groups[gi].suffix, ms, factors, eval_groups[gi].jobs,
-               "eval jobs" + eval_groups[gi].suffix);
-      for (size_t a = 0; a < animals.size(); ++a) {
-        int best = -1;
-        for (size_t col = 0; col < factors.size(); ++col) {
-          const Cell& cell = t2.cells.back()[a][col];
-          if (cell.n && (best < 0 || cell.mean > t2.cells.back()[a][best].mean)) best = static_cast<int>(col);
+  // "group 1" + " (model=migvis)" with tag "pixel" -> "group 1 (pixel, model=migvis)".
+  auto tagged = [](const std::string& base, const std::string& tag, const std::string& suffix) {
+    if (suffix.empty()) return base + " (" + tag + ")";
+    return base + " (" + tag + ", " + suffix.substr(2);
+  };
+  // A job's judge cannot read a factor: eval metric <judge>unread.<factor>.
+  auto unread_by = [&](std::vector<std::string> judges) -> UnreadFn {
+    return [&factors, judges](const Job& j, size_t col) {
+      for (auto& p : judges)
+        if (j.metrics.count(p + "unread." + factors[col]) || j.nonfinite.count(p + "unread." + factors[col]))
+          return true;
+      return false;
+    };
+  };
+  for (size_t gi = 0; gi < eval_groups.size(); ++gi) {
+    const std::string& suffix = eval_groups[gi].suffix;
+    const std::string who = "eval jobs" + suffix;
+    auto group_rows = [&](const std::string& judge, int groups, const std::string& tag) {
+      for (int g = 1; g <= groups; ++g) {
+        std::vector<std::string> ms;
+        for (auto& f : factors) ms.push_back(fmt::format("{}{}.g{}.{}", judge, change_prefix, g, f));
+        const std::string base = fmt::format("group {}", g);
+        fill_row(t2, tag.empty() ? base + suffix : tagged(base, tag, suffix), ms, factors, eval_groups[gi].jobs, who,
+                 unread_by({judge}));
+        for (size_t a = 0; a < animals.size(); ++a) {
+          int best = -1;
+          for (size_t col = 0; col < factors.size(); ++col) {
+            const Cell& cell = t2.cells.back()[a][col];
+            if (cell.n && (best < 0 || cell.mean > t2.cells.back()[a][best].mean)) best = static_cast<int>(col);
+          }
+          t2.marked.back()[a] = best;
         }
-        t2.marked.back()[a] = best;
       }
-    }
+    };
+    group_rows("", shapes[gi].groups, "");
+    group_rows("pixel.", shapes[gi].pixel_groups, "pixel");
+    // Judge quality: each factor's chance-corrected read-out score on stimuli
+    // the judge never saw (0 = chance, 1 = perfect; shown even when below
+    // min_readout), and the two judges' agreement (unread when either cannot read).
+    auto per_factor = [&](const std::string& prefix) {
+      std::vector<std::string> ms;
+      for (auto& f : factors) ms.push_back(prefix + f);
+      return ms;
+    };
+    if (shapes[gi].judge)
+      fill_row(t2, tagged("read-out score", "CNN judge", suffix), per_factor("judge."), factors, eval_groups[gi].jobs, who);
+    if (shapes[gi].pixel_judge)
+      fill_row(t2, tagged("read-out score", "pixel judge", suffix), per_factor("pixel.judge."), factors,
+               eval_groups[gi].jobs, who);
+    if (shapes[gi].agreement)
+      fill_row(t2, tagged("judge agreement", "r", suffix), per_factor("agreement."), factors, eval_groups[gi].jobs, who,
+               unread_by({"", "pixel."}));
+  }
   if (t2.rows.empty())
     t2.missing.push_back("no done eval jobs with transfer.g<g>.<factor> or change.g<g>.<factor> metrics");
   out.push_back(std::move(t2));
 
   // ---- Table 3
   PaperTable t3 = empty_table("table3_guidance", "Table 3: Guidance sweep",
-                              "For each guidance strength γ: the critic's MI estimate reached, the change (from the "
-                              "γ = 0 image) of the factor each guided group changes most and the transfer (table 2) of "
-                              "the factor each group moves most at the reported γ, both relative to two random "
-                              "stimuli and averaged over groups, and the image-quality proxy (feature distance to the "
-                              "stimulus set; lower is better), mean ± std over " + over + " of one configuration.",
+                              "For each guidance strength γ: the change (from the γ = 0 image) of the factor each "
+                              "guided group changes most and the transfer (table 2) of the factor each group moves "
+                              "most at the reported γ, both relative to two random stimuli and averaged over groups, "
+                              "and the image-quality proxy (feature distance to the stimulus set; lower is better), "
+                              "mean ± std over " + over + " of one configuration. "
+                              "The critic's own MI estimate (eval metric mi.gamma<γ>) is not shown: the guiding "
+                              "critic scoring its own objective is circular, not evidence of selectivity.",
                               "γ", animals);
-  t3.columns = {"MI reached", "guided change", "guided transfer", "quality"};
+  t3.columns = {"guided change", "guided transfer", "quality"};
   for (size_t gi = 0; gi < eval_groups.size(); ++gi)
     for (double gm : shapes[gi].gammas) {
       std::string s = fmt::format("{:g}", gm);
       fill_row(t3, "γ = " + s + eval_groups[gi].suffix,
-               {"mi.gamma" + s, "guided_change.gamma" + s, "guided_transfer.gamma" + s, "quality.gamma" + s},
+               {"guided_change.gamma" + s, "guided_transfer.gamma" + s, "quality.gamma" + s},
                t3.columns, eval_groups[gi].jobs, "eval jobs" + eval_groups[gi].suffix);
     }
-  if (t3.rows.empty()) t3.missing.push_back("no done eval jobs with mi.gamma<γ> metrics");
+  if (t3.rows.empty())
+    t3.missing.push_back(
+        "no done eval jobs with guided_change.gamma<γ>, guided_transfer.gamma<γ> or quality.gamma<γ> metrics");
   out.push_back(std::move(t3));
 
   // ---- Table 4
@@ -748,8 +827,8 @@ std::string render_table(const PaperTable& t, TableFormat f) {
     for (size_t a = 0; a < na; ++a)
       for (size_t c = 0; c < nc; ++c) {
         const Cell& x = t.cells[r][a][c];
-        o += std::string(x.n ? "<td>" : "<td class=\"missing\">") + mark(r, a, c, html_escape(format_cell(x))) +
-             "</td>";
+        const char* td = x.n ? "<td>" : !x.text.empty() ? "<td class=\"unread\">" : "<td class=\"missing\">";
+        o += td + mark(r, a, c, html_escape(format_cell(x))) + "</td>";
       }
     o += "</tr>\n";
   }

@@ -21,11 +21,16 @@
 // failed, are not finished, lack a metric or gave a non-finite value.
 //   1 reconstruction + disentanglement: rows models (vae, beta_vae, tcvae,
 //     migvis, migvis_unsup), vae metrics test_r2 ... factorvae_factors_group, sap, factorvae, pose_test_r2, pose_test_rmse;
-//   2 group selectivity: rows groups of the eval jobs, columns factors, cells
-//     transfer.g<g>.<factor> (else nchange.*, else change.*); the dominant factor
-//     per row is marked;
-//   3 guidance sweep: rows gammas; mi.gamma<γ>, guided_change.gamma<γ>,
-//     guided_transfer.gamma<γ>, quality.gamma<γ> of the eval jobs;
+//   2 group selectivity: rows groups of the eval jobs, columns the factors the
+//     eval jobs report, cells transfer.g<g>.<factor> (else nchange.*, else
+//     change.*); the dominant factor per row is marked; then, when reported, the
+//     pixel judge's rows "group g (pixel)" (pixel.transfer.g<g>.<factor>), each
+//     judge's read-out score (judge.<factor>, pixel.judge.<factor>) and their
+//     agreement (agreement.<factor>); a cell whose judge cannot read the factor
+//     ([pixel.]unread.<factor>) shows "unread" and is not missing;
+//   3 guidance sweep: rows gammas; guided_change.gamma<γ>,
+//     guided_transfer.gamma<γ>, quality.gamma<γ> of the eval jobs (not the
+//     critic's own mi.gamma<γ>: circular);
 //   4 ablations: model=migvis vae jobs with one of w_tc, w_kl, w_guid,
 //     group_rank changed and every other identity entry at its base value (the
 //     most common value among the model=migvis identities; ties: the middle
@@ -80,7 +85,8 @@ std::string render_table(const PaperTable& t, TableFormat f);
 // Escapes <, >, & and " for HTML text and attribute values.
 std::string html_escape(const std::string& s);
 
-// "0.512 ± 0.013 (n=3)" (plain text), "0.512 (n=1)", "—" when missing.
+// "0.512 ± 0.013 (n=3)" (plain text), "0.512 (n=1)", "—" when missing, or the
+// cell's text ("unread").
 std::string format_cell(const Cell& c);
 
 }  // namespace migvis::catalog

@@ -286,6 +286,27 @@ class ChainCatalog {
     return eval;
   }
 
+  // The second judge's metrics, as the eval stage writes them: pixel.transfer
+  // (diagonal 0.5, else 0), each judge's read-out score (CNN 0.9 - 0.1 f, pixel
+  // 0.1 lower) and their agreement (0.5 + 0.1 f). `pixel_unread_size`: the pixel
+  // judge cannot read size (pixel.unread.size; no pixel.transfer.*.size and no
+  // agreement.size).
+  void judge_metrics(const std::string& eval, bool pixel_unread_size, double off) {
+    for (size_t f = 0; f < kDemoFactors.size(); ++f) {
+      const bool unread = pixel_unread_size && kDemoFactors[f] == std::string("size");
+      metric(eval, fmt::format("judge.{}", kDemoFactors[f]), 0.9 - 0.1 * f);
+      metric(eval, fmt::format("pixel.judge.{}", kDemoFactors[f]), unread ? 0.02 : 0.8 - 0.1 * f);
+      if (unread) {
+        metric(eval, "pixel.unread.size", 0.02);
+        continue;
+      }
+      metric(eval, fmt::format("agreement.{}", kDemoFactors[f]), 0.5 + 0.1 * f);
+      for (int g = 1; g <= 2; ++g)
+        metric(eval, fmt::format("pixel.transfer.g{}.{}", g, kDemoFactors[f]),
+               (static_cast<int>(f) == g - 1 ? 0.5 : 0.0) + 0.01 * f + off);
+    }
+  }
+
   migvis::Status write(catalog::Catalog& cat) const {
     MIGVIS_RETURN_IF_ERROR(cat.upsert_jobs(rows));
     MIGVIS_RETURN_IF_ERROR(cat.query("BEGIN").status());
@@ -314,7 +335,9 @@ inline catalog::json demo_vae_params(const std::string& model, double w_tc = 1e-
 // one-at-a-time migvis ablations (w_tc 0 and 1e-3, w_kl 0.5 and 2: seeds 1, 2 on
 // s1) and one that changes w_tc and w_kl together. Eval chains on the s1 and
 // s2 VAEs of migvis (transfer on the diagonal 0.6) and migvis_unsup (0.2);
-// a1's migvis chain on s3 ends in a failed eval.
+// a1's migvis chain on s3 ends in a failed eval. The migvis evals also report
+// the pixel judge, read-out scores and agreement (judge_metrics); the pixel
+// judge cannot read size on a2 (both sessions) and on a1's s1.
 inline migvis::Status fill_chain_catalog(catalog::Catalog& cat) {
   using catalog::json;
   using catalog::JobStatus;
@@ -333,9 +356,11 @@ inline migvis::Status fill_chain_catalog(catalog::Catalog& cat) {
         if (animal == "a1" && models[mi] == "vae" && s == 2)
           c.add("vae", key, demo_vae_params(models[mi]), 2, {{"dataset", data}}, JobStatus::kFailed,
                 "loss is NaN at epoch 3");
-        if (models[mi] != "vae" && s <= 2)
-          c.eval_chain(data, diffusion, v, key, 1, models[mi] == "migvis_unsup", models[mi] == "migvis" ? 0.6 : 0.2,
-                       0.02 * s + a_off);
+        if (models[mi] != "vae" && s <= 2) {
+          std::string e = c.eval_chain(data, diffusion, v, key, 1, models[mi] == "migvis_unsup",
+                                       models[mi] == "migvis" ? 0.6 : 0.2, 0.02 * s + a_off);
+          if (models[mi] == "migvis") c.judge_metrics(e, animal == "a2" || s == 1, 0.02 * s + a_off);
+        }
         if (animal == "a1" && models[mi] == "migvis" && s == 3)
           c.eval_chain(data, diffusion, v, key, 1, false, 0.6, 0, JobStatus::kFailed, "read-out did not converge");
       }

@@ -97,10 +97,26 @@ TEST_F(TablesTest, CellsAreMeanAndStdOverSeeds) {
   // Table 2 uses transfer.* over change.*: group g moves factor g-1 toward the
   // target most (marked), though it changes factor g most.
   const PaperTable& t2 = tables_[1];
-  ASSERT_EQ(t2.rows.size(), 4u);
+  ASSERT_EQ(t2.rows.size(), 5u);  // groups 1-4, then the judge's read-out score
   for (int g = 0; g < 4; ++g) EXPECT_EQ(t2.marked[g][0], g) << "group " << g + 1;
   EXPECT_NEAR(t2.cells[0][0][0].mean, 0.6 + 0.03, 1e-12);  // transfer.g1.pose on a1, seeds 1, 2
-  EXPECT_EQ(tables_[2].columns[2], "guided transfer");
+  EXPECT_EQ(t2.rows[4], "read-out score (CNN judge)");
+  EXPECT_NEAR(t2.cells[4][0][1].mean, 0.8, 1e-12);  // judge.category on a1
+  EXPECT_EQ(t2.marked[4][0], -1);                   // read-out scores mark nothing
+  // a2's size: the judge cannot read it, so its cells say so, not a number,
+  // and are not listed as missing.
+  ASSERT_EQ(t2.columns.back(), "size");
+  EXPECT_EQ(t2.cells[0][1][4].text, "unread");
+  EXPECT_EQ(t2.cells[0][1][4].n, 0);
+  EXPECT_EQ(format_cell(t2.cells[0][1][4]), "unread");
+  EXPECT_TRUE(t2.cells[0][0][4].text.empty());
+  EXPECT_EQ(t2.cells[0][0][4].n, 2);
+  EXPECT_NEAR(t2.cells[4][1][4].mean, 0.05, 1e-12);  // its read-out score is still shown
+  for (auto& m : t2.missing) EXPECT_EQ(m.find("size"), std::string::npos) << m;
+  EXPECT_NE(render_table(t2, TableFormat::kMarkdown).find(" | unread |"), std::string::npos);
+  EXPECT_NE(render_table(t2, TableFormat::kLatex).find(" & unread \\\\"), std::string::npos);
+  // Table 3 claims no selectivity from the guiding critic's own MI.
+  EXPECT_EQ(tables_[2].columns, (std::vector<std::string>{"guided change", "guided transfer", "quality"}));
   EXPECT_EQ(tables_[2].rows, (std::vector<std::string>{"γ = 1", "γ = 10", "γ = 100"}));
   // Table 4: only w_tc varies, one configuration per value: the base is the middle one.
   EXPECT_EQ(tables_[3].rows, (std::vector<std::string>{"w_tc = 0", "w_tc = 1e-06 (base)", "w_tc = 0.001"}));
@@ -114,6 +130,33 @@ TEST_F(TablesTest, CsvIsLongFormWithNAndFailures) {
   EXPECT_NE(csv.find(",3,1\ntable1_reconstruction,vae,a1,MSE,"), std::string::npos) << csv.substr(0, 300);
   // rows x animals x columns lines + header
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 7 * 2 * static_cast<long>(tables_[0].columns.size()));
+}
+
+// A factor the eval jobs never report (dropped at eval as constant) is no
+// column of table 2; the demo reports all five, so all five are columns.
+TEST_F(TablesTest, Table2ColumnsAreTheReportedFactors) {
+  EXPECT_EQ(tables_[1].columns, (std::vector<std::string>{"pose", "category", "identity", "position", "size"}));
+  TempDir tmp;
+  auto c = Catalog::open(tmp / "migvis.db", Catalog::Mode::kReadWrite);
+  ASSERT_TRUE(c.ok());
+  JobRow e;
+  e.job_id = "00000000000000e1";
+  e.hash = e.job_id;
+  e.sweep = "t";
+  e.stage = "eval";
+  e.key = {{"animal", "a1"}, {"session", "s1"}};
+  e.status = JobStatus::kDone;
+  ASSERT_TRUE((*c)->upsert_jobs({e}).ok());
+  // identity is reported only as unread by the pixel judge: still a column.
+  for (auto name : {"transfer.g1.pose", "transfer.g1.category", "judge.pose", "judge.category", "pixel.unread.identity"})
+    ASSERT_TRUE((*c)->query("INSERT INTO metrics (job_id, name, step, value) VALUES (?,?,?,?)",
+                            {e.job_id, std::string(name), Value(), 0.5}).ok());
+  auto t = build_paper_tables(**c);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ((*t)[1].columns, (std::vector<std::string>{"pose", "category", "identity"}));
+  const std::string md = render_table((*t)[1], TableFormat::kMarkdown);
+  EXPECT_EQ(md.find("a1 size"), std::string::npos) << md;
+  EXPECT_EQ(md.find("a1 position"), std::string::npos) << md;
 }
 
 TEST(TablesEmptyTest, EmptyCatalogSaysWhatIsMissing) {
@@ -134,6 +177,7 @@ TEST(TablesFormatTest, CellsShowN) {
   EXPECT_EQ(format_cell(Cell{3, 0, 0.81, 0.02}), "0.810 ± 0.020 (n=3)");
   EXPECT_EQ(format_cell(Cell{1, 2, 0.81, 0}), "0.810 (n=1)");
   EXPECT_EQ(format_cell(Cell{0, 2, 0, 0}), "—");
+  EXPECT_EQ(format_cell(Cell{0, 0, 0, 0, "unread"}), "unread");
 }
 
 // ---- A catalog shaped like a real sweep: upstream chains, sessions, pooled.
@@ -188,20 +232,64 @@ TEST_F(ChainTablesTest, PerSessionSplitsRows) {
 
 TEST_F(ChainTablesTest, EvalCellsNeverMixModels) {
   const PaperTable& t2 = tables_[1];
-  EXPECT_EQ(t2.rows, (std::vector<std::string>{"group 1 (model=migvis)", "group 2 (model=migvis)",
-                                               "group 1 (model=migvis_unsup)", "group 2 (model=migvis_unsup)"}));
+  EXPECT_EQ(t2.rows, (std::vector<std::string>{
+                         "group 1 (model=migvis)", "group 2 (model=migvis)", "group 1 (pixel, model=migvis)",
+                         "group 2 (pixel, model=migvis)", "read-out score (CNN judge, model=migvis)",
+                         "read-out score (pixel judge, model=migvis)", "judge agreement (r, model=migvis)",
+                         "group 1 (model=migvis_unsup)", "group 2 (model=migvis_unsup)"}));
   // transfer.g1.pose: diag + off (0.02 s) over sessions s1, s2.
   EXPECT_EQ(t2.cells[0][0][0].n, 2);
   EXPECT_NEAR(t2.cells[0][0][0].mean, 0.6 + 0.03, 1e-12);
-  EXPECT_NEAR(t2.cells[2][0][0].mean, 0.2 + 0.03, 1e-12);
-  EXPECT_NEAR(t2.cells[2][1][0].mean, 0.2 + 0.03 + 0.5, 1e-12);
+  const size_t unsup = row_of(t2, "group 1 (model=migvis_unsup)");
+  EXPECT_NEAR(t2.cells[unsup][0][0].mean, 0.2 + 0.03, 1e-12);
+  EXPECT_NEAR(t2.cells[unsup][1][0].mean, 0.2 + 0.03 + 0.5, 1e-12);
   EXPECT_EQ(t2.cells[0][0][0].n_failed, 1);  // a1's failed eval on s3
   EXPECT_EQ(t2.cells[0][1][0].n_failed, 0);
   EXPECT_TRUE(has_note_with(t2, "a1 / eval jobs (model=migvis): job ", "(seed 1, session s3) failed: read-out"));
   const PaperTable& t3 = tables_[2];
   EXPECT_EQ(t3.rows, (std::vector<std::string>{"γ = 0 (model=migvis)", "γ = 10 (model=migvis)",
                                                "γ = 0 (model=migvis_unsup)", "γ = 10 (model=migvis_unsup)"}));
-  EXPECT_NEAR(t3.cells[3][0][2].mean, 0.2 + 0.03, 1e-12);  // guided transfer at γ = 10, unsup
+  EXPECT_NEAR(t3.cells[3][0][column_of(t3, "guided transfer")].mean, 0.2 + 0.03, 1e-12);  // at γ = 10, unsup
+}
+
+// The pixel judge's rows, both read-out scores and the agreement, per
+// configuration; unread cells are marked, not missing, and a cell unread in
+// only some sessions averages the others with a note.
+TEST_F(ChainTablesTest, JudgeRowsAndUnreadCells) {
+  const PaperTable& t2 = tables_[1];
+  const size_t size = column_of(t2, "size"), pose = column_of(t2, "pose");
+  const size_t px1 = row_of(t2, "group 1 (pixel, model=migvis)");
+  // pixel.transfer.g1.pose: 0.5 + 0.02 s over s1, s2; marked as the group's factor.
+  EXPECT_EQ(t2.cells[px1][0][pose].n, 2);
+  EXPECT_NEAR(t2.cells[px1][0][pose].mean, 0.5 + 0.03, 1e-12);
+  EXPECT_EQ(t2.marked[px1][0], static_cast<int>(pose));
+  // a2: the pixel judge reads size in no session: "unread", not missing.
+  EXPECT_EQ(t2.cells[px1][1][size].n, 0);
+  EXPECT_EQ(t2.cells[px1][1][size].text, "unread");
+  // a1: unread on s1 only: s2's value alone, and a note names s1's job.
+  EXPECT_EQ(t2.cells[px1][0][size].n, 1);
+  EXPECT_TRUE(t2.cells[px1][0][size].text.empty());
+  EXPECT_NEAR(t2.cells[px1][0][size].mean, 0.0 + 0.04 + 0.04, 1e-12);
+  EXPECT_TRUE(has_note_with(t2, "a1 / group 1 (pixel, model=migvis) / size: unread (judge below min_readout) by job ",
+                            "session s1"));
+  // The CNN judge reads size everywhere: numbers.
+  EXPECT_EQ(t2.cells[row_of(t2, "group 1 (model=migvis)")][1][size].n, 2);
+  // Read-out scores are shown even below min_readout; agreement is unread where either judge is.
+  const size_t cnn = row_of(t2, "read-out score (CNN judge, model=migvis)");
+  const size_t pix = row_of(t2, "read-out score (pixel judge, model=migvis)");
+  const size_t agree = row_of(t2, "judge agreement (r, model=migvis)");
+  EXPECT_NEAR(t2.cells[cnn][1][size].mean, 0.5, 1e-12);
+  EXPECT_NEAR(t2.cells[pix][1][size].mean, 0.02, 1e-12);
+  EXPECT_EQ(t2.cells[pix][1][size].n, 2);
+  EXPECT_NEAR(t2.cells[agree][0][pose].mean, 0.5, 1e-12);
+  EXPECT_EQ(t2.cells[agree][1][size].text, "unread");
+  EXPECT_EQ(t2.cells[agree][0][size].n, 1);
+  for (size_t r : {cnn, pix, agree}) EXPECT_EQ(t2.marked[r][0], -1) << t2.rows[r];
+  // No unread cell is listed as missing; migvis_unsup reports no judge rows.
+  for (auto& m : t2.missing) EXPECT_EQ(m.find("model=migvis)"), std::string::npos) << m;
+  EXPECT_EQ(std::count_if(t2.rows.begin(), t2.rows.end(),
+                          [](const std::string& r) { return r.find("migvis_unsup") != std::string::npos; }),
+            2);
 }
 
 TEST_F(ChainTablesTest, AblationHoldsOtherParametersAtBase) {
