@@ -126,11 +126,16 @@ class ExecHooks : public SchedulerHooks {
     if ((now_s - last_tick_s_ < 0.5 && !display_.dirty()) || !*sched_) return;
     last_tick_s_ = now_s;
     if (display_.options().live) display_.set_width(ProgressDisplay::terminal_width(opts_.out));
-    display_.tick(header(now_s), running_views(now_s), now_s);
+    auto views = running_views(now_s);  // first: it refreshes eta_jobs_, which header() reads
+    display_.tick(header(now_s), views, now_s);
   }
 
   void set_cached(size_t n) { cached_ = n; }
-  void finish() { display_.finish(header(clock_->now_s())); }
+  void finish() {
+    const double now = clock_->now_s();
+    if (*sched_) running_views(now);
+    display_.finish(header(now));
+  }
 
  private:
   std::vector<RunningJobView> running_views(double now_s) {
