@@ -50,6 +50,7 @@ Result<StageHistory> load_stage_history(const fs::path& root, const std::string&
 }
 
 std::optional<double> remaining_from_progress(const EtaJob& j) {
+  if (j.remaining_s >= 0) return j.remaining_s;
   if (j.total_steps <= 0 || j.step <= 0 || j.elapsed_s <= 0) return std::nullopt;
   double f = std::min(1.0, static_cast<double>(j.step) / static_cast<double>(j.total_steps));
   return j.elapsed_s * (1 - f) / f;

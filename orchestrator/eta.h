@@ -47,10 +47,13 @@ struct EtaJob {
   // Running jobs: seconds since start and progress (step / total; 0 when unknown).
   double elapsed_s = 0;
   int64_t step = 0, total_steps = 0;
+  // The job's own remaining seconds when the caller measured its rate (steps
+  // per second between progress writes); <0: derive it from step / total.
+  double remaining_s = -1;
 };
 
-// A running job's remaining seconds from its own progress: elapsed x (1 - f) / f
-// with f = step / total; nullopt before its first step.
+// A running job's remaining seconds from its own progress: `remaining_s` when
+// set, else elapsed x (1 - f) / f with f = step / total; nullopt before its first step.
 std::optional<double> remaining_from_progress(const EtaJob& j);
 
 // Seconds until every remaining (pending or running) job is done, when jobs

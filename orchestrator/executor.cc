@@ -167,8 +167,18 @@ class ExecHooks : public SchedulerHooks {
         // resumed from a checkpoint starts at a high step: not its speed).
         auto it = samples_.find(j.id);
         if (it == samples_.end() || it->second.phase != p->phase || p->step < it->second.step)
-          it = samples_.insert_or_assign(j.id, Sample{now_s, p->step, p->phase}).first;
-        fill_rate(r, it->second.t_s, it->second.step, now_s);
+          it = samples_.insert_or_assign(j.id, Sample{now_s, p->step, p->phase, now_s, p->step}).first;
+        Sample& smp = it->second;
+        if (p->step != smp.last_step) {
+          smp.last_step = p->step;
+          smp.last_change_s = now_s;
+        }
+        // The rate between the first sample and the last change of step: the
+        // worker writes every few seconds, so "now" would make the rate sag
+        // between writes and jump at each one.
+        fill_rate(r, smp.t_s, smp.step, smp.last_change_s);
+        if (r.eta_s > 0) r.eta_s = std::max(0.0, r.eta_s - (now_s - smp.last_change_s));
+        e.remaining_s = r.eta_s;
       }
       v.push_back(std::move(r));
     }
@@ -192,9 +202,11 @@ class ExecHooks : public SchedulerHooks {
   }
 
   struct Sample {
-    double t_s;
+    double t_s;      // first sample of this phase
     int64_t step;
     std::string phase;
+    double last_change_s;  // when the step last changed
+    int64_t last_step;
   };
 
   const sweeps::Plan& plan_;

@@ -87,6 +87,10 @@ TEST(EtaTest, StageWithoutHistoryBorrowsItsRunningJobsProjection) {
   EXPECT_DOUBLE_EQ(*estimate_remaining_s(jobs, StageHistory{}, 2, 2), 40.0);
   EXPECT_DOUBLE_EQ(*estimate_remaining_s(jobs, StageHistory{}, 1, 2), 70.0);
   EXPECT_DOUBLE_EQ(*remaining_from_progress(jobs[1]), 30.0);
+  // A rate measured by the caller takes precedence over elapsed / fraction.
+  jobs[1].remaining_s = 12;
+  EXPECT_DOUBLE_EQ(*remaining_from_progress(jobs[1]), 12.0);
+  EXPECT_DOUBLE_EQ(*estimate_remaining_s(jobs, StageHistory{}, 2, 2), 22.0) << "b1 borrows 10 + 12";
 }
 
 TEST(EtaTest, FailedJobsDependentsAreNotWaitedFor) {
