@@ -9,6 +9,7 @@
 
 #include "orchestrator/cli.h"
 #include "orchestrator/executor.h"
+#include "orchestrator/progress_display.h"
 #include "orchestrator/slurm/sweep_status.h"
 #include "orchestrator/recorder.h"
 #include "schemas/job_spec.h"
@@ -27,6 +28,9 @@ struct SweepArgs {
   std::string file;
   std::string root = "runs";
   int jobs = 1;
+  int cores = 0;  // 0: machine_cores()
+  double progress_every_s = 30;
+  double watch_s = 0;  // sweep status --watch interval; 0: once
   int retries = 1;
   size_t max_jobs = 100000;
   std::string name;
@@ -119,6 +123,8 @@ Status do_run(const SweepArgs& a, const std::string& file) {
   RunOptions o;
   o.root = a.root;
   o.jobs = std::max(1, a.jobs);
+  o.cores = a.cores;
+  o.progress_every_s = a.progress_every_s;
   o.retries = std::max(0, a.retries);
   o.self = self_path();
   o.tty = ::isatty(1);
@@ -229,6 +235,7 @@ Status do_status(const SweepArgs& a) {
   }
 
   // Submitted to SLURM: what the scheduler says about the tasks not yet done.
+  std::map<std::string, std::string> slurm_state;  // job dir -> SLURM state, for the running-work lines
   fs::path record = root / "slurm" / (plan.sweep + ".json");
   if (fs::exists(record)) {
     slurm::SystemCommandRunner runner;
@@ -247,6 +254,7 @@ Status do_status(const SweepArgs& a) {
         const auto& t = (*tasks)[i];
         if (latest[t.job_dir] != i) continue;
         if (disk_state(t.job_dir) == DiskState::kDone) continue;
+        if (t.known) slurm_state[t.job_dir.string()] = t.raw_state;
         if (!t.known) {  // neither sacct nor squeue knows it
           by_outcome["lost"]++;
           problems.push_back(fmt::format("{} {}: unknown to SLURM (lost; `migvis sweep resume` resubmits it)", t.stage,
@@ -265,6 +273,7 @@ Status do_status(const SweepArgs& a) {
       for (auto& p : problems) fmt::print("    {}\n", p);
     }
   }
+  for (auto& l : active_job_lines(plan, root, slurm_state)) fmt::print("{}\n", l);
   return Status::Ok();
 }
 
@@ -448,7 +457,15 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   auto a = std::make_shared<SweepArgs>();
   auto add_root = [a](CLI::App* c) { c->add_option("--root", a->root, "runs directory (default: runs)"); };
   auto add_exec = [a](CLI::App* c) {
-    c->add_option("--jobs,-j", a->jobs, "concurrent worker processes (default 1)")->check(CLI::Range(1, 4096));
+    c->add_option("--jobs,-j", a->jobs, "at most this many worker processes at once (default 1)")->check(CLI::Range(1, 4096));
+    c->add_option("--cores", a->cores,
+                  "run jobs only while their resources.threads (x ranks under --executor mpi) sum to at most N; a "
+                  "job asking for more runs alone with N threads (default: this machine's cores). Workers get "
+                  "OMP/MKL/OPENBLAS_NUM_THREADS to match")
+        ->check(CLI::Range(1, 65536));
+    c->add_option("--progress-every", a->progress_every_s,
+                  "when stdout is not a terminal: a progress line per running job every this many seconds (default 30)")
+        ->check(CLI::Range(1.0, 86400.0));
     c->add_option("--retries", a->retries, "extra attempts after a crash or exit 70 (default 1); resume of a sweep submitted to SLURM: "
                     "resubmissions per job for failures of its own (default: submit's --retries)")->check(CLI::Range(0, 100));
     c->add_option("--executor", a->executor,
@@ -497,7 +514,11 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   auto* status = sw->add_subcommand("status", "Progress of a sweep run under --root (from its job directories)");
   status->add_option("name", a->name, "sweep name (optional when only one was run)");
   add_root(status);
-  status->callback([a, out] { out->set(do_status(*a)); });
+  status->add_option("--watch", a->watch_s, "refresh every this many seconds until interrupted (e.g. --watch 2)")
+      ->check(CLI::Range(0.2, 3600.0));
+  status->callback([a, out] {
+    out->set(a->watch_s > 0 ? watch(a->watch_s, stdout, [a] { return do_status(*a); }) : do_status(*a));
+  });
 
   auto* resume = sw->add_subcommand(
       "resume", "Finish an interrupted sweep (stale running jobs are rerun). A sweep submitted to SLURM is resubmitted "

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -13,6 +15,8 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "orchestrator/eta.h"
+#include "orchestrator/progress_display.h"
 #include "schemas/job_spec.h"
 #include "schemas/stages.h"
 
@@ -41,14 +45,6 @@ std::optional<pid_t> live_worker_pid(const fs::path& job_dir) {
   return pid;
 }
 
-std::string fmt_duration(double s) {
-  if (s < 0) return "?";
-  int t = static_cast<int>(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
-}
-
 std::string program_next_to(const std::string& self, const std::string& name) {
   fs::path p = fs::path(self).parent_path() / name;
   if (fs::exists(p)) return p.string();
@@ -58,15 +54,38 @@ std::string program_next_to(const std::string& self, const std::string& name) {
   return p.string();
 }
 
+std::string key_text(const sweeps::PlannedJob& j) {
+  std::string k;
+  for (auto& [name, v] : j.key) k += (k.empty() ? "" : "/") + v;
+  return k.empty() ? "-" : k;
+}
+
 class ExecHooks : public SchedulerHooks {
  public:
-  ExecHooks(const sweeps::Plan& plan, const RunOptions& opts, RunRecorder* rec, Scheduler** sched)
-      : plan_(plan), opts_(opts), rec_(rec), sched_(sched), cancel_file_(opts.root / "sweeps" / (plan.sweep + ".cancel")) {}
+  ExecHooks(const sweeps::Plan& plan, const RunOptions& opts, RunRecorder* rec, Scheduler** sched,
+            StageHistory history, Clock* clock)
+      : plan_(plan),
+        opts_(opts),
+        rec_(rec),
+        sched_(sched),
+        cancel_file_(opts.root / "sweeps" / (plan.sweep + ".cancel")),
+        history_(std::move(history)),
+        clock_(clock),
+        t0_(clock->now_s()),
+        display_([&] {
+          auto o = ProgressDisplay::detect(opts.out);
+          o.live = o.live && opts.tty;
+          o.color = o.color && o.live;
+          o.progress_every_s = opts.progress_every_s;
+          return o;
+        }()) {}
 
   Status before_start(size_t i, SchedJob& job) override {
-    // A previous attempt's result.yaml (failed) must not be mistaken for this one's.
+    // A previous attempt's result.yaml (failed) must not be mistaken for this one's,
+    // nor its progress.yaml for this attempt's progress.
     std::error_code ec;
     fs::remove(job.launch.dir / schema::kResultFile, ec);
+    samples_.erase(job.id);
     return Status::Ok();
   }
 
@@ -84,54 +103,125 @@ class ExecHooks : public SchedulerHooks {
     Status st = rec_->job_state(plan_.jobs[i], job);
     if (!st.ok()) MIGVIS_LOG_WARN("recording {}: {}", job.id, st.message());
     switch (job.state) {
-      case JobState::kRunning: ++running_; break;
-      case JobState::kDone: --running_; ++done_; break;
-      case JobState::kFailed:
-        if (job.started_s > 0 || job.attempts > 0) --running_;
-        ++failed_;
-        break;
-      case JobState::kPending:
-        if (job.attempts > 0 || job.requeues > 0) --running_;
-        break;
+      case JobState::kDone: ++done_; history_.add(job.stage, job.wall_s); break;
+      case JobState::kFailed: ++failed_; break;
       case JobState::kBlocked: ++blocked_; break;
-      case JobState::kCancelled: break;
       default: break;
     }
-    if (running_ < 0) running_ = 0;
-    if (opts_.tty) {
-      draw();
-    } else if (job.state != JobState::kBlocked) {
-      std::string extra = job.state == JobState::kDone ? fmt::format(" ({:.1f} s)", job.wall_s)
-                          : job.note.empty()           ? ""
-                                                       : " — " + job.note;
-      fmt::print(opts_.out, "[{}/{}] {:<9} {} {}{}\n", done_ + cached_, plan_.jobs.size(), job_state_name(job.state),
-                 job.stage, job.id, extra);
-      std::fflush(opts_.out);
-    }
+    if (job.state == JobState::kBlocked) return;  // the summary lists them
+    // Live: running jobs show in the block; their start is only news with a note.
+    if (display_.options().live && job.state == JobState::kRunning && job.note.empty()) return;
+    std::string extra = job.state == JobState::kDone ? fmt::format(" ({:.1f} s)", job.wall_s)
+                        : job.note.empty()           ? ""
+                                                     : " — " + job.note;
+    display_.event(fmt::format("[{}/{}] {:<9} {} {} {}{}", done_ + cached_, plan_.jobs.size(), job_state_name(job.state),
+                               job.stage, key_text(plan_.jobs[i]), job.id, extra),
+                   clock_->now_s());
   }
 
   bool should_cancel() override { return fs::exists(cancel_file_); }
 
+  void on_tick(double now_s) override {
+    // Progress files are read at most about once a second.
+    if ((now_s - last_tick_s_ < 0.5 && !display_.dirty()) || !*sched_) return;
+    last_tick_s_ = now_s;
+    if (display_.options().live) display_.set_width(ProgressDisplay::terminal_width(opts_.out));
+    auto views = running_views(now_s);  // first: it refreshes eta_jobs_, which header() reads
+    display_.tick(header(now_s), views, now_s);
+  }
+
   void set_cached(size_t n) { cached_ = n; }
-  void finish_line() {
-    if (opts_.tty) fmt::print(opts_.out, "\n");
+  void finish() {
+    const double now = clock_->now_s();
+    if (*sched_) running_views(now);
+    display_.finish(header(now));
   }
 
  private:
-  void draw() {
-    double eta = *sched_ ? (*sched_)->eta_s() : -1;
-    fmt::print(opts_.out, "\r\033[K{}: done {}/{} (cached {})  running {}  failed {}  blocked {}  ETA {}", plan_.sweep,
-               done_ + cached_, plan_.jobs.size(), cached_, running_, failed_, blocked_, fmt_duration(eta));
-    std::fflush(opts_.out);
+  std::vector<RunningJobView> running_views(double now_s) {
+    std::vector<RunningJobView> v;
+    const auto& jobs = (*sched_)->jobs();
+    eta_jobs_.assign(jobs.size(), EtaJob{});
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const SchedJob& j = jobs[i];
+      EtaJob& e = eta_jobs_[i];
+      e.stage = j.stage;
+      e.deps = j.deps;
+      e.state = j.state;
+      e.cost = std::max(1, j.threads) * std::max(1, j.ranks);
+      if (j.state != JobState::kRunning) continue;
+      RunningJobView r;
+      r.id = j.id;
+      r.stage = j.stage;
+      r.key = key_text(plan_.jobs[i]);
+      r.elapsed_s = now_s - j.started_s;
+      e.elapsed_s = r.elapsed_s;
+      auto p = schema::read_progress(j.launch.dir);
+      if (p.ok()) {
+        r.phase = p->phase;
+        r.step = p->step;
+        r.total_steps = p->total_steps;
+        e.step = p->step;
+        e.total_steps = p->total_steps;
+        // Rate from the first sample of this phase seen by this run (a job
+        // resumed from a checkpoint starts at a high step: not its speed).
+        auto it = samples_.find(j.id);
+        if (it == samples_.end() || it->second.phase != p->phase || p->step < it->second.step)
+          it = samples_.insert_or_assign(j.id, Sample{now_s, p->step, p->phase, now_s, p->step}).first;
+        Sample& smp = it->second;
+        if (p->step != smp.last_step) {
+          smp.last_step = p->step;
+          smp.last_change_s = now_s;
+        }
+        // The rate between the first sample and the last change of step: the
+        // worker writes every few seconds, so "now" would make the rate sag
+        // between writes and jump at each one.
+        fill_rate(r, smp.t_s, smp.step, smp.last_change_s);
+        if (r.eta_s > 0) r.eta_s = std::max(0.0, r.eta_s - (now_s - smp.last_change_s));
+        e.remaining_s = r.eta_s;
+      }
+      v.push_back(std::move(r));
+    }
+    return v;
   }
+
+  HeaderView header(double now_s) {
+    HeaderView h;
+    h.sweep = plan_.sweep;
+    h.done = done_;
+    h.cached = cached_;
+    h.failed = failed_;
+    h.blocked = blocked_;
+    h.total = plan_.jobs.size();
+    h.elapsed_s = now_s - t0_;
+    if (*sched_ && eta_jobs_.size() == plan_.jobs.size()) {
+      const auto& so = (*sched_)->options();
+      h.eta_s = estimate_remaining_s(eta_jobs_, history_, so.max_parallel, so.cores);
+    }
+    return h;
+  }
+
+  struct Sample {
+    double t_s;      // first sample of this phase
+    int64_t step;
+    std::string phase;
+    double last_change_s;  // when the step last changed
+    int64_t last_step;
+  };
 
   const sweeps::Plan& plan_;
   const RunOptions& opts_;
   RunRecorder* rec_;
   Scheduler** sched_;
   fs::path cancel_file_;
+  StageHistory history_;
+  Clock* clock_;
+  double t0_;
+  ProgressDisplay display_;
+  double last_tick_s_ = -1e300;
+  std::vector<EtaJob> eta_jobs_;
+  std::map<std::string, Sample> samples_;
   size_t cached_ = 0, done_ = 0, failed_ = 0, blocked_ = 0;
-  long running_ = 0;
 };
 
 }  // namespace
@@ -279,6 +369,34 @@ DiskState disk_state(const fs::path& job_dir) {
   return DiskState::kPending;
 }
 
+std::vector<std::string> active_job_lines(const sweeps::Plan& plan, const fs::path& root,
+                                          const std::map<std::string, std::string>& slurm_state) {
+  std::vector<std::string> lines;
+  for (auto& j : plan.jobs) {
+    fs::path d = sweeps::job_dir_for(root, j);
+    DiskState ds = disk_state(d);
+    if (ds == DiskState::kDone || ds == DiskState::kFailed) continue;
+    auto s = slurm_state.find(d.string());
+    if (ds != DiskState::kRunning && s == slurm_state.end()) continue;
+    std::string what = "no progress yet";
+    if (auto p = schema::read_progress(d); p.ok()) {
+      what = fmt::format("{} step {}/{}", p->phase.empty() ? "-" : p->phase, p->step, p->total_steps);
+      if (p->total_steps > 0)
+        what += fmt::format(" ({:.0f}%)", 100.0 * static_cast<double>(p->step) / static_cast<double>(p->total_steps));
+      std::error_code ec;
+      auto mtime = fs::last_write_time(d / schema::kProgressFile, ec);
+      if (!ec) {
+        double age = std::chrono::duration<double>(fs::file_time_type::clock::now() - mtime).count();
+        what += fmt::format(", updated {} ago", format_duration(std::max(0.0, age)));
+      }
+    }
+    lines.push_back(fmt::format("  {:<8} {:<9} {:<14} {}  {}{}", ds == DiskState::kRunning ? "running" : "active",
+                                j.stage, key_text(j), j.job_id, what,
+                                s == slurm_state.end() ? "" : "  [slurm " + s->second + "]"));
+  }
+  return lines;
+}
+
 void kill_stale_worker(const fs::path& job_dir) {
   auto pid = live_worker_pid(job_dir);
   if (!pid) return;
@@ -286,6 +404,17 @@ void kill_stale_worker(const fs::path& job_dir) {
   ::kill(-*pid, SIGKILL);
   ::kill(*pid, SIGKILL);
   for (int i = 0; i < 250 && live_worker_pid(job_dir); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+int machine_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned h = std::thread::hardware_concurrency();
+  return h > 0 ? static_cast<int>(h) : 1;
 }
 
 std::string resolve_worker(const std::string& explicit_path, const std::string& self) {
@@ -307,6 +436,11 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
   if (data_runner.empty()) data_runner = opts.self;
 
   MIGVIS_RETURN_IF_ERROR(recorder->record_plan(plan, sweep_text, root));
+  // Run times of finished jobs (critical-path weights, ETA); a catalog that
+  // cannot be read only costs the estimates.
+  StageHistory history;
+  if (auto h = load_stage_history(root, plan.sweep); h.ok()) history = std::move(*h);
+  else MIGVIS_LOG_WARN("no run-time history for the ETA: {}", h.status().message());
 
   std::vector<SchedJob> jobs;
   jobs.reserve(plan.jobs.size());
@@ -324,7 +458,14 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
       j.launch.argv = {data_runner, "data", "run-job", dir.string()};
     else
       j.launch.argv = worker_argv(worker, dir, pj.stage, pj.resources.ranks, opts);
-    j.launch.env["OMP_NUM_THREADS"] = std::to_string(pj.resources.threads);
+    // Threads and ranks: what the scheduler counts against --cores (it sets
+    // the thread variables itself when it starts the job).
+    j.threads = std::max(1, pj.resources.threads);
+    const int r = opts.ranks > 0 ? opts.ranks : pj.resources.ranks;
+    j.ranks = worker_argv(worker, dir, pj.stage, r, opts).size() > 3 && !schema::runs_in_orchestrator(pj.stage)
+                  ? std::max(1, r)
+                  : 1;
+    j.weight = history.typical_s(pj.stage).value_or(default_stage_weight(pj.stage));
     if (disk_state(dir) == DiskState::kDone) {
       j.state = JobState::kCached;
       ++cached;
@@ -343,12 +484,13 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
   }
 
   Scheduler* sched_ptr = nullptr;
-  ExecHooks hooks(plan, opts, recorder, &sched_ptr);
+  SteadyClock clock;
+  ExecHooks hooks(plan, opts, recorder, &sched_ptr, history, &clock);
   hooks.set_cached(cached);
   ProcessLauncher launcher;
-  SteadyClock clock;
   SchedulerOptions so;
   so.max_parallel = opts.jobs;
+  so.cores = opts.cores > 0 ? opts.cores : machine_cores();
   so.retries = opts.retries;
   so.poll_interval_s = 0.25;
   Scheduler sched(std::move(jobs), so, &launcher, &clock, &hooks);
@@ -359,7 +501,7 @@ Result<RunSummary> run_plan(const sweeps::Plan& plan, const std::string& sweep_t
       if (!st.ok()) MIGVIS_LOG_WARN("recording {}: {}", plan.jobs[i].job_id, st.message());
     }
   RunSummary s = sched.run();
-  hooks.finish_line();
+  hooks.finish();
   return s;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -65,12 +66,14 @@ class RootLock {
 
 struct RunOptions {
   fs::path root = "runs";
-  int jobs = 1;
+  int jobs = 1;             // processes at once
+  int cores = 0;            // threads' worth of jobs at once (scheduler.h); 0: machine_cores()
   int retries = 1;
   std::string worker;       // migvis-worker path; empty: $MIGVIS_WORKER, else next to this program
   std::string data_runner;  // program run as `<it> data run-job DIR`; empty: $MIGVIS_DATA_RUNNER, else this program
   std::string self;         // path of the running migvis binary
-  bool tty = false;         // live progress line instead of log lines
+  bool tty = false;         // stdout is a terminal: the live display (progress_display.h) unless TERM=dumb
+  double progress_every_s = 30;  // not live: a progress line per running job this often
   // "local": every job is one process. "mpi": data-parallel stages (diffusion,
   // synthesis) with more than one rank run as `mpirun -np R migvis-worker`.
   std::string executor = "local";
@@ -84,6 +87,9 @@ struct RunOptions {
 std::vector<std::string> worker_argv(const std::string& worker, const fs::path& dir, const std::string& stage,
                                      int ranks, const RunOptions& opts);
 
+// Cores this process may use (its CPU affinity mask; hardware_concurrency as a fallback).
+int machine_cores();
+
 // The migvis-worker to launch: `explicit_path`, else $MIGVIS_WORKER, else next
 // to `self` (install layout), else ../worker/migvis-worker (build-tree layout).
 std::string resolve_worker(const std::string& explicit_path, const std::string& self);
@@ -92,6 +98,13 @@ std::string resolve_worker(const std::string& explicit_path, const std::string& 
 // worker.pid), or pending.
 enum class DiskState { kPending, kRunning, kDone, kFailed };
 DiskState disk_state(const fs::path& job_dir);
+
+// One line per job of `plan` that is at work now: a live local worker, or (when
+// `slurm_state` names its directory) a SLURM task with a progress.yaml and no
+// result yet. Each line: stage, key, id, phase, step/total, how long ago the
+// worker last wrote its progress, and the SLURM state when known.
+std::vector<std::string> active_job_lines(const sweeps::Plan& plan, const fs::path& root,
+                                          const std::map<std::string, std::string>& slurm_state);
 
 // Kills a still-running worker left behind by a killed orchestrator (its pid
 // file names a live process whose command line mentions the job directory).

@@ -1,8 +1,21 @@
 #include "orchestrator/scheduler.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace migvis::orch {
+
+std::map<std::string, std::string> thread_env(int threads_per_rank, bool shared) {
+  std::string n = std::to_string(std::max(1, threads_per_rank));
+  std::map<std::string, std::string> env = {
+      {"OMP_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}};
+  // Spin-waiting OpenMP threads burn cores another job needs (issue 15 measured
+  // a 13x slowdown with two 2-thread jobs on 2 cores); passive waiting costs a
+  // job alone on its cores a little latency, so only when sharing.
+  if (shared) env["OMP_WAIT_POLICY"] = "PASSIVE";
+  return env;
+}
 
 const char* job_state_name(JobState s) {
   switch (s) {
@@ -24,6 +37,15 @@ Scheduler::Scheduler(std::vector<SchedJob> jobs, SchedulerOptions opts, Launcher
   for (size_t i = 0; i < jobs_.size(); ++i)
     for (size_t d : jobs_[i].deps) dependents_[d].push_back(i);
   if (opts_.max_parallel < 1) opts_.max_parallel = 1;
+  if (opts_.cores < 0) opts_.cores = 0;
+  // Critical path: jobs come in topological order (deps precede), so one
+  // backward pass gives each job its longest weighted path to a sink.
+  priority_.assign(jobs_.size(), 0);
+  for (size_t k = jobs_.size(); k-- > 0;) {
+    double down = 0;
+    for (size_t d : dependents_[k]) down = std::max(down, priority_[d]);
+    priority_[k] = std::max(0.0, jobs_[k].weight) + down;
+  }
   // A job whose upstream is already failed/blocked (e.g. given so) is blocked too.
   for (size_t i = 0; i < jobs_.size(); ++i)
     if (jobs_[i].state == JobState::kFailed) block_dependents(i);
@@ -55,18 +77,49 @@ void Scheduler::block_dependents(size_t failed) {
   }
 }
 
+int Scheduler::cost(size_t i) const {
+  int c = std::max(1, jobs_[i].threads) * std::max(1, jobs_[i].ranks);
+  return opts_.cores > 0 ? std::min(c, opts_.cores) : c;
+}
+
 void Scheduler::start_ready() {
-  while (next_ < jobs_.size() && jobs_[next_].state != JobState::kPending) ++next_;
-  for (size_t i = next_; i < jobs_.size() && running_.size() < static_cast<size_t>(opts_.max_parallel); ++i) {
-    if (!ready(i)) continue;
+  // Ready jobs, most critical first (ties: plan order, which is stage order).
+  std::vector<size_t> ready_jobs;
+  for (size_t i = 0; i < jobs_.size(); ++i)
+    if (ready(i)) ready_jobs.push_back(i);
+  std::stable_sort(ready_jobs.begin(), ready_jobs.end(),
+                   [&](size_t a, size_t b) { return priority_[a] > priority_[b]; });
+  const int cores = opts_.cores;
+  for (size_t i : ready_jobs) {
+    if (running_.size() >= static_cast<size_t>(opts_.max_parallel)) break;
     SchedJob& j = jobs_[i];
+    const int want = std::max(1, j.threads) * std::max(1, j.ranks);
+    const bool oversized = cores > 0 && want > cores;
+    if (oversized && !running_.empty()) {
+      // It needs the whole machine: start nothing smaller in front of it, or
+      // a stream of small jobs could keep it waiting forever.
+      break;
+    }
+    if (cores > 0 && used_threads_ + cost(i) > cores) continue;  // a smaller job may still fit
+    int per_rank = std::max(1, j.threads);
+    if (oversized) {
+      per_rank = std::max(1, cores / std::max(1, j.ranks));
+      j.note = fmt::format("asks for {} threads > --cores {}: runs alone with {}", want, cores,
+                           per_rank * std::max(1, j.ranks));
+    }
+    j.granted_threads = per_rank;
+    // Shared: another job may run beside it now or later.
+    const bool shared = opts_.max_parallel > 1 && (cores == 0 || per_rank * std::max(1, j.ranks) < cores);
+    for (auto& [k, v] : thread_env(per_rank, shared)) j.launch.env[k] = v;
     Status st = hooks_->before_start(i, j);
     if (st.ok()) {
       auto h = launcher_->start(j.launch);
       if (h.ok()) {
         j.started_s = clock_->now_s();
         running_[*h] = i;
+        used_threads_ += cost(i);
         set_state(i, JobState::kRunning);
+        if (oversized) break;
         continue;
       }
       st = h.status();
@@ -82,6 +135,7 @@ void Scheduler::on_exit(int64_t handle, int code) {
   if (it == running_.end()) return;
   size_t i = it->second;
   running_.erase(it);
+  used_threads_ -= cost(i);
   SchedJob& j = jobs_[i];
   j.wall_s = clock_->now_s() - j.started_s;
   if (j.state == JobState::kCancelled) return;
@@ -98,7 +152,6 @@ void Scheduler::on_exit(int64_t handle, int code) {
     if (++j.requeues <= opts_.max_requeues) {
       j.note = "requeued after exit 75 (temporary failure / preempted)";
       set_state(i, JobState::kPending);
-      if (i < next_) next_ = i;
       return;
     }
     j.note = fmt::format("gave up after {} requeues (exit 75)", j.requeues - 1);
@@ -108,7 +161,6 @@ void Scheduler::on_exit(int64_t handle, int code) {
     if (retryable && j.attempts <= opts_.retries) {
       j.note = fmt::format("retrying after exit {} (attempt {} of {})", code, j.attempts + 1, opts_.retries + 1);
       set_state(i, JobState::kPending);
-      if (i < next_) next_ = i;
       return;
     }
     std::string what = code == 65   ? "bad input"
@@ -132,25 +184,12 @@ void Scheduler::cancel_all() {
     set_state(i, JobState::kCancelled);
   }
   running_.clear();
+  used_threads_ = 0;
   for (size_t i = 0; i < jobs_.size(); ++i)
     if (jobs_[i].state == JobState::kPending) {
       jobs_[i].note = "cancelled before start";
       set_state(i, JobState::kCancelled);
     }
-}
-
-double Scheduler::eta_s() const {
-  double sum = 0;
-  size_t n = 0, remaining = 0;
-  for (auto& j : jobs_) {
-    if (j.state == JobState::kDone) {
-      sum += j.wall_s;
-      ++n;
-    }
-    if (j.state == JobState::kPending || j.state == JobState::kRunning) ++remaining;
-  }
-  if (n == 0) return -1;
-  return sum / static_cast<double>(n) * static_cast<double>(remaining) / static_cast<double>(opts_.max_parallel);
 }
 
 RunSummary Scheduler::summarize() const {
@@ -179,6 +218,7 @@ RunSummary Scheduler::run() {
     // Reap everything that has exited.
     while (auto e = launcher_->poll()) on_exit(e->first, e->second);
     if (!cancelled) start_ready();
+    hooks_->on_tick(clock_->now_s());
     if (running_.empty()) {
       bool pending = false;
       for (size_t i = 0; i < jobs_.size() && !pending; ++i) pending = ready(i);

@@ -1,5 +1,8 @@
-// The scheduler core: runs a DAG of jobs through a Launcher with at most N at
-// once, respecting dependencies, with the exit-code policy of schemas/job.md.
+// The scheduler core: runs a DAG of jobs through a Launcher with at most
+// `max_parallel` processes and at most `cores` threads' worth of jobs at once
+// (each job costs ranks x threads; one asking for more than `cores` runs alone
+// with `cores` threads), ready jobs in critical-path order (longest remaining
+// weighted path to a sink first), with the exit-code policy of schemas/job.md.
 // Synchronous and deterministic given its Launcher and Clock: tests drive it
 // with fakes and never sleep. The real process launcher lives in executor.h.
 //
@@ -61,7 +64,21 @@ struct SchedJob {
   std::string note;            // why it failed / is blocked
   double started_s = 0;
   double wall_s = 0;
+  // Cores the job asks for: threads per rank x ranks (ranks > 1 only when the
+  // job really runs as several processes, e.g. under mpirun).
+  int threads = 1;
+  int ranks = 1;
+  // Expected run time (any unit; relative sizes matter): the critical-path weight.
+  double weight = 1;
+  // Set by the scheduler when it starts the job: threads per rank it was given
+  // (the job's own, or fewer for a job asking for more than `cores`).
+  int granted_threads = 0;
 };
+
+// The environment a job granted `threads_per_rank` threads gets: OMP / MKL /
+// OpenBLAS thread counts, and OMP_WAIT_POLICY=PASSIVE when `shared` (other jobs
+// may run beside it: spinning OpenMP threads would steal their cores).
+std::map<std::string, std::string> thread_env(int threads_per_rank, bool shared);
 
 // Called by the scheduler as jobs change state. All run on the driving thread.
 class SchedulerHooks {
@@ -76,13 +93,16 @@ class SchedulerHooks {
   virtual void on_state(size_t i, const SchedJob& job) {}
   // Polled once per loop iteration: true stops the run (running jobs are killed).
   virtual bool should_cancel() { return false; }
+  // Once per loop iteration (about every poll_interval_s): live displays redraw here.
+  virtual void on_tick(double now_s) {}
 };
 
 struct SchedulerOptions {
-  int max_parallel = 1;
+  int max_parallel = 1;        // processes (jobs) at once
   int retries = 1;             // extra launches after a crash / exit 70
   int max_requeues = 100;      // exit 75 launches before giving up
   double poll_interval_s = 0.2;
+  int cores = 0;               // threads' worth of jobs at once; 0: no limit
 };
 
 struct RunSummary {
@@ -107,8 +127,10 @@ class Scheduler {
 
   const std::vector<SchedJob>& jobs() const { return jobs_; }
   size_t running_count() const { return running_.size(); }
-  // Remaining-time estimate from the mean wall time of finished jobs; <0 if unknown.
-  double eta_s() const;
+  int running_threads() const { return used_threads_; }
+  // Longest weighted path from job i to a sink (its own weight included).
+  double priority(size_t i) const { return priority_[i]; }
+  const SchedulerOptions& options() const { return opts_; }
 
  private:
   bool ready(size_t i) const;
@@ -122,8 +144,12 @@ class Scheduler {
   Launcher* launcher_;
   Clock* clock_;
   SchedulerHooks* hooks_;
+  // Cores job i occupies while running (threads x ranks, at most cores).
+  int cost(size_t i) const;
+
   std::map<int64_t, size_t> running_;  // handle -> job
-  size_t next_ = 0;                    // jobs before next_ are not pending (scan hint)
+  std::vector<double> priority_;
+  int used_threads_ = 0;
 };
 
 }  // namespace migvis::orch

@@ -8,6 +8,12 @@
 //   FAKE_SLEEP_MS=n        sleep n ms before finishing (kill -9 tests)
 //   FAKE_FAIL_STAGE=s      jobs of stage s fail with exit 65 (result.yaml status failed)
 //   FAKE_CRASH_ONCE=s      jobs of stage s crash (exit 70, no result) on their first launch
+//   FAKE_STEPS=n           write progress.yaml for steps 1..n (phase "train"), FAKE_STEP_MS apart
+//   FAKE_STEPS_STAGE=s     ... only in jobs of stage s (default: every stage)
+//   FAKE_TRACE=file        append "start|end <monotonic ns> <OMP_NUM_THREADS> <pid>" lines (O_APPEND:
+//                          several workers share the file) so tests can replay who ran beside whom
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +26,25 @@
 #include "schemas/job_spec.h"
 
 using namespace migvis;
+
+namespace {
+
+void trace(const char* what) {
+  const char* file = std::getenv("FAKE_TRACE");
+  if (!file) return;
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const char* t = std::getenv("OMP_NUM_THREADS");
+  std::string line = std::string(what) + " " + std::to_string(static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec) +
+                     " " + (t ? t : "0") + " " + std::to_string(::getpid()) + "\n";
+  int fd = ::open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) return;
+  if (::write(fd, line.data(), line.size()) < 0) {
+  }
+  ::close(fd);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string dir;
@@ -35,6 +60,10 @@ int main(int argc, char** argv) {
     return 65;
   }
   { std::ofstream(fs::path(dir) / "executions", std::ios::app) << ::getpid() << "\n"; }
+  trace("start");
+  struct EndTrace {
+    ~EndTrace() { trace("end"); }
+  } end_trace;
   schema::JobResult r;
   r.job_id = spec->job_id;
   r.stage = spec->stage;
@@ -57,6 +86,20 @@ int main(int argc, char** argv) {
   p.phase = "fake";
   (void)schema::write_progress(p, dir);
   if (const char* ms = std::getenv("FAKE_SLEEP_MS")) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
+  const char* steps = std::getenv("FAKE_STEPS");
+  const char* steps_stage = std::getenv("FAKE_STEPS_STAGE");
+  if (steps && (!steps_stage || spec->stage == steps_stage)) {
+    const int n = std::atoi(steps);
+    const char* step_ms = std::getenv("FAKE_STEP_MS");
+    for (int i = 1; i <= n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(step_ms ? std::atoi(step_ms) : 100));
+      p.step = i;
+      p.total_steps = n;
+      p.phase = "train";
+      p.updated_at.clear();
+      (void)schema::write_progress(p, dir);
+    }
+  }
   const char* fail = std::getenv("FAKE_FAIL_STAGE");
   if (fail && spec->stage == fail) {
     r.status = "failed";

@@ -28,6 +28,10 @@ class FakeLauncher : public Launcher {
   std::vector<std::string> started;  // in start order
   size_t max_running = 0;
   std::vector<int64_t> killed;
+  // Threads' worth of running jobs: OMP_NUM_THREADS x ranks (FAKE_RANKS).
+  int running_threads = 0, max_threads = 0;
+  std::map<std::string, size_t> running_at_start;   // name -> jobs running once it started (itself included)
+  std::map<std::string, std::map<std::string, std::string>> env;  // name -> env it got
 
   Result<int64_t> start(const LaunchSpec& s) override {
     const std::string& name = s.argv.at(0);
@@ -42,12 +46,19 @@ class FakeLauncher : public Launcher {
     int64_t h = next_++;
     running_[h] = {clock_->t + d, code};
     max_running = std::max(max_running, running_.size());
+    int t = std::stoi(s.env.at("OMP_NUM_THREADS")) * (s.env.count("FAKE_RANKS") ? std::stoi(s.env.at("FAKE_RANKS")) : 1);
+    threads_[h] = t;
+    running_threads += t;
+    max_threads = std::max(max_threads, running_threads);
+    running_at_start[name] = running_.size();
+    env[name] = s.env;
     return h;
   }
   std::optional<std::pair<int64_t, int>> poll() override {
     for (auto it = running_.begin(); it != running_.end(); ++it)
       if (it->second.first <= clock_->t) {
         auto r = std::make_pair(it->first, it->second.second);
+        running_threads -= threads_[it->first];
         running_.erase(it);
         return r;
       }
@@ -60,6 +71,7 @@ class FakeLauncher : public Launcher {
   }
   void kill(int64_t h) override {
     killed.push_back(h);
+    running_threads -= threads_[h];
     running_.erase(h);
   }
 
@@ -67,6 +79,7 @@ class FakeLauncher : public Launcher {
   FakeClock* clock_;
   int64_t next_ = 1;
   std::map<int64_t, std::pair<double, int>> running_;  // handle -> (finish time, code)
+  std::map<int64_t, int> threads_;
 };
 
 class Hooks : public SchedulerHooks {
@@ -192,19 +205,140 @@ TEST(SchedulerTest, CancelKillsRunningAndCancelsPending) {
   EXPECT_FALSE(sum.ok());
 }
 
-TEST(SchedulerTest, EtaFromFinishedJobs) {
+SchedJob threaded(const std::string& id, int threads, std::vector<size_t> deps = {}, int ranks = 1) {
+  SchedJob j = job(id, std::move(deps));
+  j.threads = threads;
+  j.ranks = ranks;
+  if (ranks > 1) j.launch.env["FAKE_RANKS"] = std::to_string(ranks);
+  return j;
+}
+
+SchedulerOptions cores_opts(int max_parallel, int cores) {
+  SchedulerOptions o;
+  o.max_parallel = max_parallel;
+  o.retries = 0;
+  o.cores = cores;
+  return o;
+}
+
+TEST(SchedulerTest, RunningThreadsNeverExceedCores) {
   Fixture f;
   std::vector<SchedJob> jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(job("j" + std::to_string(i)));
-  f.launcher.duration["j0"] = 2;
-  Scheduler s(jobs, {1, 0}, &f.launcher, &f.clock, &f.hooks);
-  EXPECT_LT(s.eta_s(), 0);
-  s.start_ready();
-  f.launcher.wait(10);
-  auto e = f.launcher.poll();
-  ASSERT_TRUE(e);
-  s.on_exit(e->first, e->second);
-  EXPECT_DOUBLE_EQ(s.eta_s(), 2.0 * 3);  // 3 remaining x mean 2 s / 1 slot
+  const int threads[] = {1, 2, 3, 1, 2, 1, 3, 2, 1, 1, 2, 3};
+  for (int i = 0; i < 12; ++i) {
+    jobs.push_back(threaded("j" + std::to_string(i), threads[i]));
+    f.launcher.duration["j" + std::to_string(i)] = 1 + i % 3;  // staggered exits
+  }
+  Scheduler s(jobs, cores_opts(12, 4), &f.launcher, &f.clock, &f.hooks);
+  auto sum = s.run();
+  EXPECT_EQ(sum.done, 12u);
+  EXPECT_LE(f.launcher.max_threads, 4);
+  EXPECT_EQ(f.launcher.max_threads, 4) << "the cap is reached: jobs do run side by side";
+  EXPECT_GT(f.launcher.max_running, 1u);
+  EXPECT_EQ(s.running_threads(), 0);
+  // Each job got its own thread count and a passive wait policy (it shares the machine).
+  EXPECT_EQ(f.launcher.env["j2"].at("OMP_NUM_THREADS"), "3");
+  EXPECT_EQ(f.launcher.env["j2"].at("MKL_NUM_THREADS"), "3");
+  EXPECT_EQ(f.launcher.env["j2"].at("OPENBLAS_NUM_THREADS"), "3");
+  EXPECT_EQ(f.launcher.env["j2"].at("OMP_WAIT_POLICY"), "PASSIVE");
+}
+
+TEST(SchedulerTest, WithoutCoresOnlyTheProcessCapApplies) {
+  Fixture f;
+  std::vector<SchedJob> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(threaded("j" + std::to_string(i), 2));
+  Scheduler s(jobs, cores_opts(3, 0), &f.launcher, &f.clock, &f.hooks);
+  s.run();
+  EXPECT_EQ(f.launcher.max_running, 3u);
+  EXPECT_EQ(f.launcher.max_threads, 6);
+}
+
+TEST(SchedulerTest, OversizedJobRunsAloneWithCoresThreadsAndSaysSo) {
+  Fixture f;
+  // small0 starts first (plan order, same priority); big must wait for it, and
+  // nothing may start beside big even though small1/small2 are ready.
+  std::vector<SchedJob> jobs = {threaded("small0", 1), threaded("big", 8), threaded("small1", 1),
+                                threaded("small2", 1)};
+  jobs[1].weight = 0.5;  // lowest priority: the small ones go first
+  f.launcher.duration["big"] = 5;
+  Scheduler s(jobs, cores_opts(4, 2), &f.launcher, &f.clock, &f.hooks);
+  auto sum = s.run();
+  EXPECT_EQ(sum.done, 4u);
+  EXPECT_EQ(f.launcher.running_at_start["big"], 1u) << "big started alone";
+  EXPECT_EQ(f.launcher.env["big"].at("OMP_NUM_THREADS"), "2") << "given --cores threads, not its 8";
+  EXPECT_EQ(f.launcher.env["big"].count("OMP_WAIT_POLICY"), 0u) << "alone on the machine: no need to wait passively";
+  EXPECT_EQ(s.jobs()[1].granted_threads, 2);
+  EXPECT_LE(f.launcher.max_threads, 2);
+  // While big ran (t in [1, 6) at the earliest), nobody ran beside it.
+  auto pos = std::find(f.launcher.started.begin(), f.launcher.started.end(), "big");
+  ASSERT_NE(pos, f.launcher.started.end());
+  bool says_so = false;
+  for (auto& l : f.hooks.log) says_so |= l == "big:running";
+  EXPECT_TRUE(says_so);
+}
+
+TEST(SchedulerTest, OversizedNoteNamesTheRequestAndTheCap) {
+  Fixture f;
+  struct NoteHooks : Hooks {
+    void on_state(size_t i, const SchedJob& j) override {
+      if (j.state == JobState::kRunning) notes.push_back(j.note);
+    }
+    std::vector<std::string> notes;
+  } hooks;
+  Scheduler s({threaded("big", 8)}, cores_opts(2, 2), &f.launcher, &f.clock, &hooks);
+  s.run();
+  ASSERT_EQ(hooks.notes.size(), 1u);
+  EXPECT_NE(hooks.notes[0].find("asks for 8 threads > --cores 2"), std::string::npos) << hooks.notes[0];
+}
+
+TEST(SchedulerTest, MpiJobsCountRanksTimesThreads) {
+  Fixture f;
+  // 2 ranks x 2 threads = 4 = all cores: it cannot share with the 1-thread job.
+  std::vector<SchedJob> jobs = {threaded("mpi", 2, {}, 2), threaded("one", 1)};
+  f.launcher.duration["mpi"] = 3;
+  Scheduler s(jobs, cores_opts(4, 4), &f.launcher, &f.clock, &f.hooks);
+  s.run();
+  EXPECT_EQ(f.launcher.max_running, 1u);
+  EXPECT_EQ(f.launcher.max_threads, 4);
+  EXPECT_DOUBLE_EQ(f.clock.t, 4.0);  // one after the other
+
+  // 3 ranks x 2 threads > 4 cores: alone, 4 / 3 = 1 thread per rank.
+  Fixture g;
+  Scheduler t({threaded("mpi3", 2, {}, 3), threaded("one", 1)}, cores_opts(4, 4), &g.launcher, &g.clock, &g.hooks);
+  t.run();
+  EXPECT_EQ(g.launcher.env["mpi3"].at("OMP_NUM_THREADS"), "1");
+  EXPECT_EQ(g.launcher.running_at_start["mpi3"], 1u);
+  EXPECT_LE(g.launcher.max_threads, 4);
+}
+
+TEST(SchedulerTest, CriticalPathFirstWhenBothAreReady) {
+  Fixture f;
+  // data -> critic (short) -> synthesis ; data -> diffusion (long) -> synthesis.
+  // The plan lists critic before diffusion; with one slot the long diffusion
+  // must still start first: it is on the critical path.
+  auto data = threaded("data", 1);
+  auto critic = threaded("critic", 1, {0});
+  critic.weight = 2;
+  auto diffusion = threaded("diffusion", 1, {0});
+  diffusion.weight = 30;
+  auto synth = threaded("synthesis", 1, {1, 2});
+  synth.weight = 10;
+  Scheduler s({data, critic, diffusion, synth}, cores_opts(1, 1), &f.launcher, &f.clock, &f.hooks);
+  EXPECT_DOUBLE_EQ(s.priority(0), 1 + 30 + 10);
+  EXPECT_DOUBLE_EQ(s.priority(1), 2 + 10);
+  EXPECT_DOUBLE_EQ(s.priority(2), 30 + 10);
+  s.run();
+  EXPECT_EQ(f.launcher.started, (std::vector<std::string>{"data", "diffusion", "critic", "synthesis"}));
+}
+
+TEST(SchedulerTest, ThreadEnvironment) {
+  auto alone = thread_env(4, false);
+  EXPECT_EQ(alone.at("OMP_NUM_THREADS"), "4");
+  EXPECT_EQ(alone.at("MKL_NUM_THREADS"), "4");
+  EXPECT_EQ(alone.at("OPENBLAS_NUM_THREADS"), "4");
+  EXPECT_EQ(alone.count("OMP_WAIT_POLICY"), 0u);
+  EXPECT_EQ(thread_env(1, true).at("OMP_WAIT_POLICY"), "PASSIVE");
+  EXPECT_EQ(thread_env(0, true).at("OMP_NUM_THREADS"), "1");
 }
 
 }  // namespace

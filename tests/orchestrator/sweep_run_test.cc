@@ -3,12 +3,18 @@
 // contract; caching, re-running only what changed, failures blocking
 // dependents, retries, the root lock, and real kill -9 of the orchestrator and
 // of a worker followed by resume.
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -271,6 +277,180 @@ TEST(SweepRunTest, KillNineOfAWorkerIsRetried) {
   expect_db_complete(plan, root);
   EXPECT_EQ(executions(data_dir), 2);
   EXPECT_NE(log->find("retrying after exit 137"), std::string::npos) << *log;
+}
+
+// The tiny sweep with per-stage threads: diffusion asks for more than --cores.
+std::string threaded_tiny(const fs::path& dir) {
+  auto text = read_file(kSrc + "/sweeps/tiny.yaml");
+  EXPECT_TRUE(text.ok());
+  std::string t = *text;
+  auto add = [&](const std::string& stage, int threads) {
+    std::string at = "\n" + stage + ":\n";
+    size_t p = t.find(at);
+    EXPECT_NE(p, std::string::npos) << stage;
+    t.insert(p + at.size(), "  resources: {threads: " + std::to_string(threads) + "}\n");
+  };
+  add("vae", 1);
+  add("diffusion", 3);
+  add("critic", 1);
+  add("synthesis", 2);
+  add("eval", 1);
+  fs::path f = dir / "tiny_threads.yaml";
+  EXPECT_TRUE(write_file_atomic(f, t).ok());
+  return f.string();
+}
+
+TEST(SweepRunTest, NeverMoreThanCoresThreadsWorthOfJobsAtOnce) {
+  TempDir tmp;
+  fs::path root = tmp / "runs";
+  fs::path trace = tmp / "trace";
+  std::string sweep = threaded_tiny(tmp.path());
+  auto r = run_command("FAKE_SLEEP_MS=150 FAKE_TRACE=" + trace.string() + " " + env_prefix() + migvis() +
+                       " sweep run " + sweep + " --root " + root.string() + " --jobs 4 --cores 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("asks for 3 threads > --cores 2: runs alone with 2"), std::string::npos) << r.output;
+  // Replay the workers' own start/end records: the threads they were given
+  // (OMP_NUM_THREADS) summed over the workers alive at each moment.
+  std::ifstream f(trace);
+  std::vector<std::tuple<long long, int, int>> ev;  // time, +1 start / -1 end (ends first on ties), threads
+  std::string what;
+  long long t = 0;
+  int threads = 0, pid = 0;
+  while (f >> what >> t >> threads >> pid) ev.emplace_back(t, what == "start" ? 1 : -1, threads);
+  ASSERT_EQ(ev.size(), 20u) << "10 jobs, a start and an end each";
+  std::sort(ev.begin(), ev.end());
+  int sum = 0, most = 0, alive = 0, most_alive = 0;
+  std::set<int> given;
+  for (auto& [time, d, th] : ev) {
+    sum += d * th;
+    alive += d;
+    most = std::max(most, sum);
+    most_alive = std::max(most_alive, alive);
+    given.insert(th);
+  }
+  EXPECT_LE(most, 2) << "threads' worth of jobs at once";
+  EXPECT_EQ(most_alive, 2) << "two 1-thread jobs did share the machine";
+  EXPECT_EQ(given, (std::set<int>{1, 2})) << "diffusion got 2 threads (--cores), not its 3";
+  // The job directories hold no thread settings: the same job with another --cores is still cached.
+  r = run_command(env_prefix() + migvis() + " sweep run " + sweep + " --root " + root.string() + " --cores 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("0 done, 10 cached"), std::string::npos) << r.output;
+}
+
+// Runs `argv` on a pseudo-terminal of `cols` columns; returns everything it wrote.
+std::string run_on_pty(const std::vector<std::string>& args, const std::vector<std::string>& env, int cols,
+                       int* exit_code) {
+  struct winsize ws {};
+  ws.ws_row = 40;
+  ws.ws_col = static_cast<unsigned short>(cols);
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, &ws);
+  if (pid == 0) {
+    for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  std::string out;
+  if (pid < 0) return out;
+  char buf[4096];
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < until) {
+    struct pollfd p {master, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;  // EIO once the child side is closed
+    out.append(buf, static_cast<size_t>(n));
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ::close(master);
+  *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return out;
+}
+
+TEST(SweepRunTest, LiveDisplayOnATerminalShowsTheRunningJobsStepAdvancing) {
+  TempDir tmp;
+  fs::path root = tmp / "runs";
+  std::vector<std::string> env = {"MIGVIS_WORKER=" + fake_worker(), "MIGVIS_DATA_RUNNER=" + fake_worker(),
+                                  "FAKE_STEPS=8", "FAKE_STEP_MS=400", "FAKE_STEPS_STAGE=diffusion", "TERM=xterm"};
+  int code = -1;
+  std::string out = run_on_pty({migvis(), "sweep", "run", kSrc + "/sweeps/tiny.yaml", "--root", root.string(), "--jobs",
+                                "1"},
+                               env, 72, &code);
+  ASSERT_EQ(code, 0) << out;
+  // Frames redraw in place: cursor up over the previous block.
+  EXPECT_NE(out.find("\033[2A"), std::string::npos) << out;
+  EXPECT_NE(out.find("\033[32m"), std::string::npos) << "colour on a terminal without NO_COLOR";
+  std::string plain = std::regex_replace(out, std::regex("\033\\[[0-9;]*[A-Za-z]"), "");
+  // The diffusion job's line, frame after frame: its step moves.
+  std::set<int> steps;
+  std::regex line("diffusion +- +train +\\[[#-]+\\] ([0-9])/8");
+  for (std::sregex_iterator it(plain.begin(), plain.end(), line), end; it != end; ++it)
+    steps.insert(std::stoi((*it)[1]));
+  EXPECT_GE(steps.size(), 3u) << "steps seen: " << steps.size() << "\n" << plain;
+  // Every line fits the 72 columns (escapes take none).
+  std::istringstream ls(plain);
+  for (std::string l; std::getline(ls, l);) {
+    while (!l.empty() && l.back() == '\r') l.pop_back();
+    size_t cr = l.rfind('\r');
+    std::string last = cr == std::string::npos ? l : l.substr(cr + 1);
+    if (last.rfind("sweep tiny:", 0) == 0) continue;  // the final summary is not part of the display
+    EXPECT_LE(last.size(), 71u) << last;
+  }
+
+  // NO_COLOR: the same display without colour.
+  env.push_back("NO_COLOR=1");
+  out = run_on_pty({migvis(), "sweep", "run", kSrc + "/sweeps/tiny.yaml", "--root", (tmp / "runs1").string()}, env,
+                   72, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find("\033[32m"), std::string::npos) << out;
+  EXPECT_NE(out.find("\033[2A"), std::string::npos) << out;
+
+  // TERM=dumb: no cursor control, plain lines.
+  fs::path root2 = tmp / "runs2";
+  env.push_back("TERM=dumb");
+  out = run_on_pty({migvis(), "sweep", "run", kSrc + "/sweeps/tiny.yaml", "--root", root2.string()}, env, 72, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find("\033["), std::string::npos) << out;
+  EXPECT_NE(out.find("done      diffusion"), std::string::npos) << out;
+}
+
+TEST(SweepRunTest, WithoutATerminalRunningJobsPrintProgressLinesAndStatusShowsThem) {
+  TempDir tmp;
+  fs::path root = tmp / "runs";
+  std::string sweep = kSrc + "/sweeps/tiny.yaml";
+  auto plan = plan_of(sweep);
+  std::vector<std::string> env = {"MIGVIS_WORKER=" + fake_worker(), "MIGVIS_DATA_RUNNER=" + fake_worker(),
+                                  "FAKE_STEPS=20", "FAKE_STEP_MS=300", "FAKE_STEPS_STAGE=diffusion"};
+  pid_t pid = spawn({migvis(), "sweep", "run", sweep, "--root", root.string(), "--progress-every", "1"},
+                    tmp / "run.log", env);
+  fs::path diff_dir;
+  for (auto& j : plan.jobs)
+    if (j.stage == "diffusion") diff_dir = sweeps::job_dir_for(root, j);
+  ASSERT_TRUE(wait_for([&] {
+    auto p = schema::read_progress(diff_dir);
+    return p.ok() && p->phase == "train" && p->step >= 2;
+  }, 30));
+  auto r = run_command(migvis() + " sweep status tiny --root " + root.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("running +diffusion .* train step [0-9]+/20 \\([0-9]+%\\)")))
+      << r.output;
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  auto log = read_file(tmp / "run.log");
+  ASSERT_TRUE(log.ok());
+  // 20 steps x 0.3 s = 6 s of diffusion at one line a second: several lines, their steps rising.
+  std::regex pl("progress  diffusion [0-9a-f]+ - train step ([0-9]+)/20");
+  std::vector<int> seen;
+  for (std::sregex_iterator it(log->begin(), log->end(), pl), end; it != end; ++it) seen.push_back(std::stoi((*it)[1]));
+  EXPECT_GE(seen.size(), 3u) << *log;
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end())) << *log;
+  EXPECT_LT(seen.size(), 12u) << "about one a second, not one per poll: " << *log;
+  EXPECT_EQ(log->find("\033["), std::string::npos);
 }
 
 }  // namespace
