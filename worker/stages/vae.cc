@@ -533,7 +533,7 @@ Status run_vae_stage(StageContext& ctx) {
     std::vector<double> pose;
     for (int32_t img : seen)
       for (size_t k = 0; k < pose_factors.size(); ++k)
-        pose.push_back((pose_factors[k]->values[img] - pose_mean[k]) / pose_sd[k]);
+        pose.push_back((pose_factors[k].value(static_cast<size_t>(img)) - pose_mean[k]) / pose_sd[k]);
     auto ro = metrics::linear_readout(latents, torch::tensor(pose, torch::kFloat64).view({n_seen, -1}),
                                       torch::tensor(tr_rows), torch::tensor(te_rows));
     m["pose_test_r2"] = ro.r2;
