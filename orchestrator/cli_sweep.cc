@@ -12,6 +12,7 @@
 #include "orchestrator/progress_display.h"
 #include "orchestrator/slurm/sweep_status.h"
 #include "orchestrator/recorder.h"
+#include "orchestrator/rerun_trigger.h"
 #include "schemas/job_spec.h"
 #include "schemas/stages.h"
 #include "sweeps/sweep.h"
@@ -43,6 +44,7 @@ struct SweepArgs {
   int throttle = 0;
   int signal_seconds = 120;
   bool dry_run = false;
+  bool keep_cache_on_code_change = false;  // run, resume
 };
 
 std::string self_path() {
@@ -51,10 +53,13 @@ std::string self_path() {
   return ec ? std::string("migvis") : p.string();
 }
 
-Result<std::pair<sweeps::Plan, std::string>> load(const std::string& file, size_t max_jobs) {
+// `keep_cache_root`: --keep-cache-on-code-change, keeping completed jobs under it.
+Result<std::pair<sweeps::Plan, std::string>> load(const std::string& file, size_t max_jobs,
+                                                  const fs::path& keep_cache_root = {}) {
   MIGVIS_ASSIGN_OR_RETURN(std::string text, read_file(file));
   sweeps::ExpandOptions o;
   o.max_jobs = max_jobs;
+  if (!keep_cache_root.empty()) o.kept_cache = kept_cache_under(fs::absolute(keep_cache_root));
   MIGVIS_ASSIGN_OR_RETURN(sweeps::Plan plan, sweeps::expand_sweep(text, file, o));
   return std::make_pair(std::move(plan), std::move(text));
 }
@@ -118,8 +123,15 @@ Status do_submit(const SweepArgs& a, int retries) {
 }
 
 Status do_run(const SweepArgs& a, const std::string& file) {
-  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs));
+  MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(file, a.max_jobs, a.keep_cache_on_code_change ? fs::path(a.root) : fs::path()));
   auto& [plan, text] = loaded;
+  std::map<std::string, size_t> kept;
+  for (auto& j : plan.jobs)
+    if (!j.kept_from_code.empty()) ++kept[j.stage];
+  for (auto& [st, n] : kept)
+    fmt::print("sweep {}: {} {} job(s) kept although the code of stage {} changed (--keep-cache-on-code-change; "
+               "recorded in the catalog's job provenance)\n",
+               plan.sweep, n, st, st);
   RunOptions o;
   o.root = a.root;
   o.jobs = std::max(1, a.jobs);
@@ -153,13 +165,17 @@ Status do_plan(const SweepArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
   auto& plan = loaded.first;
   fs::path root = fs::absolute(a.root);
+  RerunExplainer explainer(root, &plan);
+  std::vector<RerunTrigger> why(plan.jobs.size());
   std::map<std::string, std::array<size_t, 3>> per;  // cached, would run, failed before
-  for (auto& j : plan.jobs) {
-    auto st = disk_state(sweeps::job_dir_for(root, j));
-    auto& c = per[j.stage];
-    if (st == DiskState::kDone) ++c[0];
+  std::map<std::string, size_t> by_trigger;
+  for (size_t i = 0; i < plan.jobs.size(); ++i) {
+    why[i] = explainer.explain(plan.jobs[i]);
+    auto& c = per[plan.jobs[i].stage];
+    if (!why[i].runs) ++c[0];
     else ++c[1];
-    if (st == DiskState::kFailed) ++c[2];
+    if (why[i].label == "failed before") ++c[2];
+    if (why[i].runs) ++by_trigger[why[i].label];
   }
   fmt::print("sweep {} ({}): {} jobs under {}\n", plan.sweep, a.file, plan.jobs.size(), root.string());
   fmt::print("  {:<10} {:>7} {:>7} {:>9}   upstream\n", "stage", "jobs", "cached", "would run");
@@ -180,12 +196,17 @@ Status do_plan(const SweepArgs& a) {
                c[2] ? fmt::format("  ({} failed before: will retry)", c[2]) : "");
   }
   fmt::print("{} of {} jobs would run.\n", run, plan.jobs.size());
+  if (!by_trigger.empty()) {
+    fmt::print("  {:>7}   trigger (why they would run)\n", "jobs");
+    for (auto& [label, n] : by_trigger) fmt::print("  {:>7}   {}\n", n, label);
+  }
   if (a.verbose) {
-    for (auto& j : plan.jobs) {
+    for (size_t i = 0; i < plan.jobs.size(); ++i) {
+      const auto& j = plan.jobs[i];
       std::vector<std::string> key;
       for (auto& [k, v] : j.key) key.push_back(k + "=" + v);
-      fmt::print("{} {:<9} {:<24} {} {}\n", j.job_id, j.stage, fmt::join(key, ","),
-                 disk_state(sweeps::job_dir_for(root, j)) == DiskState::kDone ? "cached" : "run   ", j.params.dump());
+      fmt::print("{} {:<9} {:<24} {} {}{}\n", j.job_id, j.stage, fmt::join(key, ","), why[i].runs ? "run   " : "cached",
+                 j.params.dump(), why[i].runs ? "  [" + why[i].label + "]" : "");
     }
   }
   return Status::Ok();
@@ -378,14 +399,18 @@ Status do_why(const SweepArgs& a) {
   std::string stage;
   std::map<std::string, std::string> key;
   fs::path mydir;
+  std::string science;
+  std::optional<sweeps::Plan> plan;
   if (!a.file.empty()) {
     MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
-    for (auto& j : loaded.first.jobs)
+    plan = std::move(loaded.first);
+    for (auto& j : plan->jobs)
       if (j.job_id.rfind(a.job, 0) == 0) {
         mine = j.hash_inputs;
         stage = j.stage;
         key = j.key;
         mydir = sweeps::job_dir_for(root, j);
+        science = j.science_hash;
         break;
       }
   } else {
@@ -398,6 +423,7 @@ Status do_why(const SweepArgs& a) {
           mine = nlohmann::json::parse(*t, nullptr, false);
           stage = st.path().filename().string();
           mydir = d.path();
+          if (auto spec = schema::read_job_spec(d.path()); spec.ok()) science = spec->science;
           if (mine.is_object() && mine.contains("key"))
             for (auto& [k, v] : mine["key"].items()) key[k] = v.get<std::string>();
         }
@@ -405,36 +431,22 @@ Status do_why(const SweepArgs& a) {
   if (mine.is_null() || mine.is_discarded())
     return Status::NotFound(fmt::format("job {}: not in {} (give --sweep FILE for a job not written yet)", a.job,
                                         schema::jobs_dir(root).string()));
-  if (disk_state(mydir) == DiskState::kDone) {
+  RerunExplainer explainer(root, plan ? &*plan : nullptr);
+  const RerunTrigger t = explainer.explain(stage, mine, science, mydir);
+  if (!t.runs) {
     fmt::print("job {} ({} {}) is complete: cached, it would not run again.\n", mydir.filename().string(), stage,
                mine["key"].dump());
     return Status::Ok();
   }
-  // The last completed job of the same stage and key.
-  fs::path best;
-  std::string best_time;
-  std::error_code ec;
-  for (auto& d : fs::directory_iterator(schema::jobs_dir(root) / stage, ec)) {
-    if (d.path() == mydir) continue;
-    auto r = schema::read_job_result(d.path());
-    if (!r.ok() || r->status != "ok") continue;
-    auto t = read_file(d.path() / "hash_inputs.json");
-    if (!t.ok()) continue;
-    auto other = nlohmann::json::parse(*t, nullptr, false);
-    if (other.is_discarded() || other["key"] != mine["key"]) continue;
-    if (r->finished_at >= best_time) {
-      best_time = r->finished_at;
-      best = d.path();
-    }
-  }
-  fmt::print("job {} ({} {}) would run:", mydir.filename().string(), stage, mine["key"].dump());
-  if (best.empty()) {
-    fmt::print(" no completed {} job with this key exists yet.\n", stage);
+  fmt::print("job {} ({} {}) would run: {}", mydir.filename().string(), stage, mine["key"].dump(), t.label);
+  if (t.previous.empty()) {
+    if (t.label == "new job") fmt::print(" (no completed {} job with this key exists yet).\n", stage);
+    else fmt::print(".\n");
     return Status::Ok();
   }
-  auto other = nlohmann::json::parse(*read_file(best / "hash_inputs.json"));
-  fmt::print(" its hash inputs differ from the last completed one, {} (finished {}):\n", best.filename().string(),
-             best_time);
+  fmt::print(".\nIts hash inputs differ from the last completed one like it, {} (finished {}):\n", t.previous,
+             t.previous_finished);
+  const nlohmann::json& other = t.previous_inputs;
   std::map<std::string, std::string> x, y;
   flatten(other, "", x);
   flatten(mine, "", y);
@@ -482,6 +494,12 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   add_root(run);
   add_exec(run);
   add_max(run);
+  auto add_keep = [a](CLI::App* c) {
+    c->add_flag("--keep-cache-on-code-change", a->keep_cache_on_code_change,
+                "keep completed jobs whose only difference is the code fingerprint of a stage (for cosmetic code "
+                "changes; seeds are unaffected either way); recorded in each kept job's catalog provenance");
+  };
+  add_keep(run);
   run->callback([a, out] { out->set(do_run(*a, a->file)); });
 
   auto* submit = sw->add_subcommand(
@@ -526,6 +544,7 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   resume->add_option("name", a->name, "sweep name (optional when only one was run)");
   add_root(resume);
   add_exec(resume);
+  add_keep(resume);
   resume->callback([a, out, resume] { out->set(do_resume(*a, resume->count("--retries") > 0)); });
 
   auto* cancel = sw->add_subcommand("cancel", "Stop a running sweep (its workers are killed; resume continues)");
@@ -533,7 +552,8 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   add_root(cancel);
   cancel->callback([a, out] { out->set(do_cancel(*a)); });
 
-  auto* why = sw->add_subcommand("why", "Why a job would (re)run: its hash inputs vs the last completed job like it");
+  auto* why = sw->add_subcommand("why", "Why a job would (re)run - params, upstream, code of stage X, dataset file content, new job - and its hash "
+      "inputs vs the last completed job like it");
   why->add_option("job", a->job, "job id or prefix")->required();
   why->add_option("--sweep", a->file, "sweep file (for jobs not written yet)");
   add_root(why);

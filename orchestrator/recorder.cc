@@ -46,6 +46,12 @@ class CatalogRecorder : public RunRecorder {
       } else {
         rows.push_back(job_row_for(plan, i, root));
       }
+      // Kept by --keep-cache-on-code-change: visible later in the job's record.
+      if (const auto& j = plan.jobs[i]; !j.kept_from_code.empty())
+        rows.back().provenance["kept_on_code_change"] = {{"sweep", plan.sweep},
+                                                         {"code_built", j.hash_inputs.value("code", "")},
+                                                         {"code_now", j.kept_from_code},
+                                                         {"at", schema::utc_now_iso8601()}};
     }
     return cat_->upsert_jobs(rows);
   }

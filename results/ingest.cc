@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "common/hash.h"
+#include "common/log.h"
 #include "results/catalog.h"
 #include "results/h5.h"
 #include "results/sqlite.h"
@@ -63,6 +65,50 @@ json upstream_from_inputs(const std::map<std::string, std::string>& inputs) {
   }
   return u;
 }
+// What ingest believes of a job directory only after checking it: the
+// directory is named by result.yaml's job_id, which is job.yaml's job_id and
+// its recorded hash's first 16 digits (and hash_inputs.json, when present,
+// hashes to that hash); every artifact path stays inside the directory.
+// Returns the problem ("" when none). `row_hash` is the catalog's hash of the
+// job when it has a row (job.yaml may then be absent).
+std::string job_dir_problem(const fs::path& dir, const schema::JobResult& res, const Result<schema::JobSpec>& spec,
+                            const std::optional<std::string>& row_hash) {
+  const std::string name = dir.filename().string();
+  const std::string result_file = (dir / schema::kResultFile).string();
+  if (res.job_id != name)
+    return fmt::format("{}: job_id {} differs from the job directory's name {}", result_file, res.job_id, name);
+  auto hash_names = [&](const std::string& hash, const std::string& where) -> std::string {
+    if (hash.empty()) return "";
+    if (hash.compare(0, name.size(), name) != 0)
+      return fmt::format("{}: the recorded hash {} does not name the job directory {}", where, hash, name);
+    return "";
+  };
+  if (spec.ok()) {
+    const std::string job_file = (dir / schema::kJobFile).string();
+    if (spec->job_id != name)
+      return fmt::format("{}: job_id {} differs from the job directory's name {}", job_file, spec->job_id, name);
+    if (auto p = hash_names(spec->hash, job_file); !p.empty()) return p;
+    if (spec->stage != res.stage && !res.stage.empty())
+      return fmt::format("{}: stage {} differs from job.yaml's stage {}", result_file, res.stage, spec->stage);
+    std::error_code ec;
+    const fs::path inputs_file = dir / "hash_inputs.json";
+    if (!spec->hash.empty() && fs::exists(inputs_file, ec)) {
+      auto text = read_file(inputs_file);
+      if (!text.ok()) return text.status().message();
+      json inputs = json::parse(*text, nullptr, false);
+      if (inputs.is_discarded()) return inputs_file.string() + ": not valid JSON";
+      if (sha256_hex(inputs.dump()) != spec->hash)
+        return fmt::format("{}: hashes to {}, not to job.yaml's hash {}", inputs_file.string(),
+                           sha256_hex(inputs.dump()).substr(0, 16), spec->hash.substr(0, 16));
+    }
+  } else if (row_hash) {
+    if (auto p = hash_names(*row_hash, "the catalog"); !p.empty()) return p;
+  }
+  for (const auto& a : res.artifacts)
+    if (std::string p = schema::artifact_path_problem(dir, a.path); !p.empty())
+      return fmt::format("{}: artifact {} path \"{}\" {}", result_file, a.kind, a.path, p);
+  return "";
+}
 }  // namespace
 
 JobRow job_row_from_spec(const schema::JobSpec& spec, const fs::path& dir) {
@@ -96,12 +142,21 @@ Status Catalog::ingest_job_dir(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::NotFound(fmt::format("job directory {} does not exist", dir.string()));
   MIGVIS_ASSIGN_OR_RETURN(schema::JobResult res, schema::read_job_result(dir));
+  auto spec = schema::read_job_spec(dir);
+  // Nothing from a job directory reaches the catalog before it is checked.
+  const fs::path named = fs::absolute(dir).lexically_normal();
+  const fs::path real_dir = named.has_filename() ? named : named.parent_path();
   MIGVIS_ASSIGN_OR_RETURN(std::optional<JobRow> existing, job(res.job_id));
+  std::optional<std::string> row_hash;
+  if (existing) row_hash = existing->hash;
+  if (std::string problem = job_dir_problem(real_dir, res, spec, row_hash); !problem.empty()) {
+    MIGVIS_LOG_WARN("ingest: {}; skipped, nothing of it written to the catalog", problem);
+    return Status::InvalidArgument(problem + "; not ingested");
+  }
   JobRow row;
   if (existing) {
     row = *existing;
   } else {
-    auto spec = schema::read_job_spec(dir);
     if (!spec.ok())
       return spec.status().with_context(
           fmt::format("ingesting {}: job {} is not in the catalog and its job.yaml cannot be read", dir.string(),

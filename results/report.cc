@@ -159,6 +159,11 @@ Status write_report(const Catalog& cat, const fs::path& root, const fs::path& ou
     auto it = jobs.find(value_to_string(row[0]));
     if (it == jobs.end()) continue;
     std::string rel = value_to_string(row[1]);
+    // Ingest refuses such paths; a catalog written before it checked may hold them.
+    if (std::string p = schema::artifact_path_problem(resolve_job_dir(it->second, root), rel); !p.empty()) {
+      image_problems.push_back(fmt::format("grid \"{}\" of job {} not copied: its path {}", rel, it->first, p));
+      continue;
+    }
     fs::path src = resolve_job_dir(it->second, root) / rel;
     auto bytes = read_file(src);
     if (!bytes.ok()) {

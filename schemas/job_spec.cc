@@ -169,6 +169,8 @@ std::string job_spec_to_yaml(const JobSpec& s) {
   n["params"] = s.params;
   n["inputs"] = to_node(s.inputs);
   if (!s.upstream.empty()) n["upstream"] = to_node(s.upstream);
+  if (!s.code.empty()) n["code"] = s.code;
+  if (!s.science.empty()) n["science"] = s.science;
   YAML::Node r(YAML::NodeType::Map);
   r["threads"] = s.resources.threads;
   r["ranks"] = s.resources.ranks;
@@ -201,6 +203,8 @@ Result<JobSpec> read_job_spec(const fs::path& dir) {
     s.params = n["params"] ? n["params"] : YAML::Node(YAML::NodeType::Map);
     s.inputs = string_map(n["inputs"]);
     s.upstream = string_map(n["upstream"]);
+    s.code = n["code"] ? n["code"].as<std::string>() : "";
+    s.science = n["science"] ? n["science"].as<std::string>() : "";
     if (auto r = n["resources"]) {
       if (r["threads"]) s.resources.threads = r["threads"].as<int>();
       if (r["ranks"]) s.resources.ranks = r["ranks"].as<int>();
@@ -216,6 +220,22 @@ Result<JobSpec> read_job_spec(const fs::path& dir) {
 }
 
 // ------------------------------------------------------------------ JobResult
+
+std::string artifact_path_problem(const fs::path& job_dir, const std::string& path) {
+  if (path.empty()) return "is empty";
+  const fs::path p(path);
+  if (p.is_absolute() || p.has_root_name() || p.has_root_directory()) return "is absolute (must be relative to the job directory)";
+  const fs::path norm = p.lexically_normal();
+  if (norm.empty() || norm == "." || *norm.begin() == "..") return "leaves the job directory (..)";
+  std::error_code ec;
+  const fs::path base = fs::weakly_canonical(job_dir, ec);
+  if (ec) return "cannot be resolved: " + ec.message();
+  const fs::path real = fs::weakly_canonical(job_dir / norm, ec);
+  if (ec) return "cannot be resolved: " + ec.message();
+  const fs::path rel = real.lexically_relative(base);
+  if (rel.empty() || *rel.begin() == "..") return "leaves the job directory through a symbolic link (to " + real.string() + ")";
+  return "";
+}
 
 Status write_job_result(const JobResult& r, const fs::path& dir) {
   YAML::Node n(YAML::NodeType::Map);

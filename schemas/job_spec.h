@@ -43,6 +43,14 @@ struct JobSpec {
   // Every ancestor job by stage -> job_id (a synthesis job: data, vae, critic,
   // diffusion). Empty in job.yaml written before the field existed.
   std::map<std::string, std::string> upstream;
+  // Fingerprint of the code the planner expects to compute this job
+  // (schemas/code_identity.h); the worker refuses to run a job whose `code`
+  // differs from its own. Empty (job.yaml without `code`: hand-made job
+  // directories, or written before the field existed): not checked.
+  std::string code;
+  // SHA-256 of the job's science identity (no code fingerprints): what
+  // --keep-cache-on-code-change matches on. Empty in older job.yaml.
+  std::string science;
   Resources resources;
 };
 
@@ -77,6 +85,13 @@ struct Artifact {
   std::string path;  // relative to the job directory
   std::string h5;    // HDF5 object path inside `path`, if any
 };
+
+// Why `path` (an Artifact::path from result.yaml) may not be read as a file of
+// the job directory `job_dir`: empty when it is relative and stays inside the
+// directory, else the problem ("is absolute", "leaves the job directory (..)",
+// "leaves the job directory through a symbolic link to ..."). Symbolic links
+// are followed for the parts that exist; a missing file is not a problem here.
+std::string artifact_path_problem(const fs::path& job_dir, const std::string& path);
 
 struct JobResult {
   std::string job_id;

@@ -15,7 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/hash.h"
-#include "migvis_build_info.h"
+#include "schemas/code_identity.h"
 #include "schemas/stages.h"
 #include "sweeps/defaults.h"
 #include "sweeps/sweep_internal.h"
@@ -81,11 +81,23 @@ void expand_spec(const Spec& s, const Combo& base, std::vector<Combo>& out) {
 
 // --- per-job resolution ---------------------------------------------------
 
+// The science identity (derived seeds, --keep-cache-on-code-change) holds what
+// the job hash held before code fingerprints replaced them: the release string
+// and the hand-kept stage revisions of that time. Frozen, so the seeds of
+// existing sweeps stayed the same; not part of the cache key, never bumped.
+constexpr const char* kSeedLineageRelease = "migvis-0.1.0";
+int seed_lineage_revision(const std::string& stage) {
+  static const std::map<std::string, int> k = {{"data", 2}, {"eval", 2}, {"synthesis", 2}};
+  auto it = k.find(stage);
+  return it == k.end() ? 1 : it->second;
+}
+
 struct Expander {
   const SweepErrors& p;
   const Sweep& w;
   const std::vector<PlannedJob>& jobs;
-  std::string code_version;
+  const schema::CodeFingerprints& code;
+  const ExpandOptions& opts;
 
   bool json_eq(const json& a, const json& b) const {
     if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
@@ -345,31 +357,75 @@ struct Expander {
     j.params = std::move(params);
     j.upstream = std::move(upstream);
     j.resources = w.stages.at(stage).resources;
+    auto fp = code.find(stage);
+    if (fp == code.end() || fp->second.empty())
+      return Status::InvalidArgument(fmt::format("{}: no code fingerprint for stage {} in the fingerprint table", p.file(), stage));
+    // An imported dataset's identity is its file's content, not its path alone.
+    std::string data_content;
+    if (stage == "data" && j.params.contains("import")) {
+      const std::string path = j.params["import"]["path"].get<std::string>();
+      const Val& at = raw["import"];
+      if (!fs::path(path).is_absolute())
+        return p.err(at.line, "data.params.import.path",
+                     fmt::format("\"{}\" is relative; give an absolute path (the file's content is hashed when the "
+                                 "sweep is planned)", path));
+      auto digest = opts.file_digest ? opts.file_digest(path) : file_sha256(path);
+      if (!digest.ok()) return p.err(at.line, "data.params.import.path", digest.status().message());
+      data_content = "sha256:" + *digest;
+    }
+    // Cache identity (job hash, id, directory): everything that decides the
+    // outputs, the code that computes them included.
     json h = json::object();
     h["stage"] = stage;
     h["params"] = j.params;
     h["key"] = j.key;
-    h["code"] = code_version;
-    if (int rev = stage_revision(stage); rev > 1) h["revision"] = rev;
-    json ups = json::object();
+    h["code"] = fp->second;
+    if (!data_content.empty()) h["data_content"] = data_content;
+    // Science identity: the same without code fingerprints, over the upstream
+    // jobs' science identities, so no code edit anywhere upstream moves a seed.
+    json sci = json::object();
+    sci["stage"] = stage;
+    sci["params"] = j.params;
+    sci["key"] = j.key;
+    sci["code"] = kSeedLineageRelease;
+    if (int rev = seed_lineage_revision(stage); rev > 1) sci["revision"] = rev;
+    if (!data_content.empty()) sci["data_content"] = data_content;
+    json ups = json::object(), sci_ups = json::object();
     for (auto& s : direct_upstream(stage)) {
       auto it = j.upstream.find(s);
       if (it != j.upstream.end()) {
         ups[s] = jobs[it->second].hash;
+        sci_ups[s] = jobs[it->second].science_hash;
         j.deps.push_back(it->second);
       }
     }
     std::sort(j.deps.begin(), j.deps.end());
     h["upstream"] = ups;
-    if (combo.seed) h["seed"] = *combo.seed;
+    sci["upstream"] = sci_ups;
+    if (combo.seed) {
+      h["seed"] = *combo.seed;
+      sci["seed"] = *combo.seed;
+    }
     j.hash = sha256_hex(h.dump());
     j.job_id = j.hash.substr(0, 16);
     j.hash_inputs = std::move(h);
+    j.science_hash = sha256_hex(sci.dump());
     if (combo.seed) {
       j.seed = *combo.seed;
       j.seed_given = true;
     } else {
-      j.seed = std::stoull(j.hash.substr(0, 8), nullptr, 16) & 0x7fffffffULL;
+      j.seed = std::stoull(j.science_hash.substr(0, 8), nullptr, 16) & 0x7fffffffULL;
+    }
+    // Opt-out for cosmetic code changes: a completed job of the same science
+    // identity built by other code stands in for this one (and downstream jobs
+    // hash against it).
+    if (opts.kept_cache) {
+      if (std::optional<KeptJob> kept = opts.kept_cache(j)) {
+        j.kept_from_code = j.hash_inputs.value("code", "");
+        j.hash = kept->hash;
+        j.job_id = kept->hash.substr(0, 16);
+        j.hash_inputs = kept->hash_inputs;
+      }
     }
     return std::optional<PlannedJob>(std::move(j));
   }
@@ -383,17 +439,6 @@ std::map<std::string, size_t> Plan::count_by_stage() const {
   for (auto& j : jobs) m[j.stage]++;
   return m;
 }
-
-int stage_revision(const std::string& stage) {
-  // data 2: stimuli carry an orientation cap (orchestrator/data/synth.cc).
-  // eval 2: transfer toward the target (worker/stages/eval.cc).
-  // synthesis 2: the reference's guidance by default (x0 gradient, negatives per step, no clip before the critic).
-  static const std::map<std::string, int> kRevisions = {{"data", 2}, {"eval", 2}, {"synthesis", 2}};
-  auto it = kRevisions.find(stage);
-  return it == kRevisions.end() ? 1 : it->second;
-}
-
-std::string default_code_version() { return std::string("migvis-") + MIGVIS_VERSION; }
 
 bool is_safe_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
@@ -465,7 +510,8 @@ Result<Plan> expand_sweep(const std::string& yaml_text, const std::string& file,
   plan.sweep = w.name;
   plan.source = file;
   std::vector<PlannedJob>& jobs = plan.jobs;
-  Expander ex{p, w, jobs, opts.code_version.empty() ? default_code_version() : opts.code_version};
+  const schema::CodeFingerprints& code = opts.code.empty() ? schema::built_in_code_fingerprints() : opts.code;
+  Expander ex{p, w, jobs, code, opts};
   std::unordered_map<std::string, size_t> by_hash;
   std::map<std::string, std::vector<size_t>> of_stage;
 

@@ -50,6 +50,8 @@ schema::JobSpec job_spec_for(const Plan& plan, size_t i, const fs::path& root) {
     if (it != j.upstream.end()) s.inputs[st] = job_dir_for(abs, plan.jobs[it->second]).string();
   }
   for (auto& [st, idx] : j.upstream) s.upstream[st] = plan.jobs[idx].job_id;
+  s.code = j.hash_inputs.value("code", "");
+  s.science = j.science_hash;
   s.resources = j.resources;
   return s;
 }

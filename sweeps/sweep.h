@@ -3,16 +3,24 @@
 // jobs, ids and order; nothing here touches the filesystem except load_sweep()
 // reading the one file it is given.
 //
-// A job's identity is the SHA-256 of its hash inputs (stage, resolved params,
-// key, seed when given, upstream job hashes, code version) serialised as
-// canonical JSON; its id is the first 16 hex digits. Resources (threads, memory)
-// are not hash inputs: changing them never invalidates a cached result.
+// A job has two identities (schemas/job.md "Job identity"):
+// - the cache identity, its hash: SHA-256 of its hash inputs (stage, resolved
+//   params, key, seed when given, upstream job hashes, the stage's code
+//   fingerprint, an imported file's content) as canonical JSON; its id is the
+//   first 16 hex digits. It names the job directory: any change re-runs the job.
+// - the science identity: the same without code fingerprints (over upstream
+//   science identities). Derived seeds come from it, so a code edit never
+//   changes a job's random draws; --keep-cache-on-code-change matches on it.
+// Resources (threads, memory) are in neither: changing them never invalidates
+// a cached result.
 //
 // Thread-compatible (no shared state).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +28,7 @@
 
 #include "common/files.h"
 #include "common/status.h"
+#include "schemas/code_identity.h"
 #include "schemas/job_spec.h"
 #include "schemas/stages.h"
 
@@ -42,6 +51,13 @@ struct PlannedJob {
   std::map<std::string, size_t> upstream;
   std::vector<size_t> deps;  // direct dependencies (indices), sorted
   nlohmann::json hash_inputs;
+  // SHA-256 hex of the science identity (no code fingerprints); the derived
+  // seed is its first 8 hex digits (31 bits).
+  std::string science_hash;
+  // Set when ExpandOptions::kept_cache kept a completed job built by other
+  // code: the fingerprint this build has for the stage (hash_inputs then holds
+  // the kept job's own, older one).
+  std::string kept_from_code;
   schema::Resources resources;
 };
 
@@ -52,18 +68,28 @@ struct Plan {
   std::map<std::string, size_t> count_by_stage() const;
 };
 
-struct ExpandOptions {
-  size_t max_jobs = 100000;  // the sweep's own `max_jobs:` may lower it, never raise it above this
-  std::string code_version;  // empty: kCodeVersion
+// A completed job that stands in for a planned one (see ExpandOptions::kept_cache).
+struct KeptJob {
+  std::string hash;            // its job hash (its id is the first 16 hex digits)
+  nlohmann::json hash_inputs;  // its hash_inputs.json
 };
 
-// The code version folded into every hash (the project version: a new release
-// invalidates caches; commits within a release do not).
-std::string default_code_version();
-// Revision of a stage's algorithm within a release: bumped when the stage's
-// outputs change for the same params, and hashed (when > 1) so cached jobs of an
-// older revision are not reused while other stages' caches stay valid.
-int stage_revision(const std::string& stage);
+struct ExpandOptions {
+  size_t max_jobs = 100000;  // the sweep's own `max_jobs:` may lower it, never raise it above this
+  // Stage -> code fingerprint folded into that stage's job hashes. Empty: the
+  // table this program was built with (schema::built_in_code_fingerprints()).
+  // Golden tests pass a fixed table so plans do not change with every edit.
+  schema::CodeFingerprints code;
+  // SHA-256 hex of an imported data file (data.params.import.path, absolute).
+  // Empty: file_sha256 (common/hash.h), i.e. expansion reads imported files.
+  std::function<Result<std::string>(const std::string& path)> file_digest;
+  // `sweep run --keep-cache-on-code-change`: asked for every job once its
+  // identities are computed; returns a completed job of the same stage and
+  // science identity (built by other code) to keep instead, or nullopt. The
+  // job then takes the kept job's hash, id and hash inputs (kept_from_code
+  // records why); its seed is unchanged. Empty: never keep.
+  std::function<std::optional<KeptJob>(const PlannedJob& job)> kept_cache;
+};
 
 // Expands sweep YAML text. `file` names the source in error messages
 // ("sweeps/a.yaml:14: vae.params.beta: expected a number, got \"high\"").

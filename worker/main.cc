@@ -5,9 +5,11 @@
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <c10/util/Exception.h>
 
 #include "common/log.h"
+#include "schemas/code_identity.h"
 #include "schemas/job_lifecycle.h"
 #include "worker/comm.h"
 #include "worker/device.h"
@@ -19,8 +21,28 @@ namespace {
 volatile int g_stop_requested = 0;
 extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
 
+// InvalidArgument when job.yaml names a code fingerprint other than this
+// build's for its stage (planned by a migvis built from other sources), unless
+// allowed. A job.yaml without `code` (hand-made job directories) is not checked.
+migvis::Status check_code(const migvis::schema::JobSpec& spec, bool allow_mismatch) {
+  using namespace migvis;
+  const std::string mine = schema::code_fingerprint(spec.stage);
+  if (spec.code.empty() || spec.code == mine) return Status::Ok();
+  const std::string what = fmt::format(
+      "job.yaml: code: the job was planned for stage {} code {}, but this migvis-worker has {} (the orchestrator and "
+      "the worker were built from different sources)",
+      spec.stage, spec.code, mine.empty() ? "no code for that stage" : mine);
+  if (allow_mismatch) {
+    MIGVIS_LOG_WARN("{}; running it anyway (--allow-code-mismatch)", what);
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(what + "; rebuild both from one tree and re-plan the sweep, or pass "
+                                        "--allow-code-mismatch to run it with this code");
+}
+
 // Runs one job directory with the given communicator; returns the exit code.
-int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Communicator* comm) {
+int run_job(const migvis::fs::path& dir, int threads_flag, bool allow_code_mismatch,
+            migvis::worker::Communicator* comm) {
   using namespace migvis;
   auto spec = schema::read_job_spec(dir);
   if (!spec.ok()) {
@@ -31,6 +53,8 @@ int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Commu
   result.job_id = spec->job_id;
   result.stage = spec->stage;
   result.versions = worker::library_versions();
+  result.versions["code"] = schema::code_fingerprint(spec->stage);
+  if (!spec->code.empty() && spec->code != result.versions["code"]) result.versions["code_planned"] = spec->code;
 
   worker::StageContext ctx;
   ctx.spec = *spec;
@@ -51,6 +75,7 @@ int run_job(const migvis::fs::path& dir, int threads_flag, migvis::worker::Commu
   const schema::JobRunOutcome out = schema::run_job_lifecycle(dir, result, opts, [&](schema::JobResult& r) -> Status {
     MIGVIS_LOG_INFO("job {} stage {} on {} ({} threads, {} rank(s), {})", spec->job_id, spec->stage, r.host,
                     ctx.threads, ctx.comm->size(), ctx.device);
+    MIGVIS_RETURN_IF_ERROR(check_code(*spec, allow_code_mismatch));
     auto fn = worker::find_stage(spec->stage);
     if (!fn.ok()) return fn.status();
     try {
@@ -87,12 +112,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> job_dirs;
   int threads = 0;
   std::string log_level;
+  bool allow_code_mismatch = false;
   app.add_option("--job", job_dirs, "job directory holding job.yaml (repeatable)")
       ->required()
       ->check(CLI::ExistingDirectory);
   app.add_option("--threads", threads, "LibTorch intra-op threads (default: job.yaml resources.threads, "
                                         "else SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else all cores)");
   app.add_option("--log-level", log_level, "debug, info, warn or error");
+  app.add_flag("--allow-code-mismatch", allow_code_mismatch,
+               "run a job whose job.yaml `code` fingerprint differs from this build's (default: refuse, exit 65)");
   app.set_version_flag("--version", worker::version_string());
   try {
     app.parse(argc, argv);
@@ -108,7 +136,7 @@ int main(int argc, char** argv) {
   worker::SingleProcessCommunicator single;
   if (job_dirs.size() == 1) {
     std::unique_ptr<worker::Communicator> comm = worker::make_communicator();
-    return run_job(fs::absolute(job_dirs[0]), threads, comm ? comm.get() : &single);
+    return run_job(fs::absolute(job_dirs[0]), threads, allow_code_mismatch, comm ? comm.get() : &single);
   }
   // Fan-out: each rank runs its share of the jobs alone; no collectives needed,
   // so the rank comes from the launcher's environment.
@@ -116,7 +144,7 @@ int main(int argc, char** argv) {
   int worst = 0;
   for (size_t i = static_cast<size_t>(ri.rank); i < job_dirs.size(); i += static_cast<size_t>(ri.size)) {
     if (g_stop_requested) return kExitTempFail;
-    int code = run_job(fs::absolute(job_dirs[i]), threads, &single);
+    int code = run_job(fs::absolute(job_dirs[i]), threads, allow_code_mismatch, &single);
     if (code != 0 && worst == 0) worst = code;
   }
   return worst;

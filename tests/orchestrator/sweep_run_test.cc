@@ -120,6 +120,11 @@ TEST(SweepRunTest, RunsTinySweepCachesAndRerunsOnlyWhatChanged) {
   std::string changed = *text;
   changed.replace(changed.find("epochs: 2"), 9, "epochs: 3");
   ASSERT_TRUE(write_file_atomic(tmp / "tiny2.yaml", changed).ok());
+  // plan counts the jobs per rerun trigger.
+  r = run_command(migvis() + " sweep plan " + (tmp / "tiny2.yaml").string() + " --root " + root.string());
+  EXPECT_NE(r.output.find("8 of 10 jobs would run"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("      2   params changed\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("      6   upstream (params changed)\n"), std::string::npos) << r.output;
   r = run_command(env_prefix() + migvis() + " sweep run " + (tmp / "tiny2.yaml").string() + " --root " + root.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("8 done, 2 cached"), std::string::npos) << r.output;  // data + diffusion cached
@@ -133,6 +138,7 @@ TEST(SweepRunTest, RunsTinySweepCachesAndRerunsOnlyWhatChanged) {
   fs::remove(sweeps::job_dir_for(root, plan2.jobs[1]) / "result.yaml", ec);  // make it "would run"
   r = run_command(migvis() + " sweep why " + plan2.jobs[1].job_id + " --root " + root.string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("would run: params changed"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("params.epochs"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 -> 3"), std::string::npos) << r.output;
 

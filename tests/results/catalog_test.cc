@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 
+#include <fmt/format.h>
+
+#include "common/hash.h"
 #include "results/h5.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
@@ -244,6 +248,119 @@ TEST(CatalogTest, IngestIsIdempotentAndReadsCurves) {
   EXPECT_EQ(j.upstream, json({{"data", "dd00"}}));
   EXPECT_DOUBLE_EQ(*j.wall_s, 192.4);
   EXPECT_EQ(c->jobs_of_sweep("quick")->size(), 1u);
+}
+
+// Ingest believes nothing it has not checked: a forged result.yaml (another
+// job's id, artifacts outside the job directory) or a job.yaml whose recorded
+// hash does not name its directory is refused with the file and the problem,
+// and nothing of it reaches the catalog.
+TEST(CatalogTest, IngestRejectsForgedJobDirectoriesAndWritesNothingOfThem) {
+  TempDir tmp;
+  auto c = open_rw(tmp / "migvis.db");
+  const std::string victim = "aaaaaaaaaaaaaaaa";
+  make_job_dir(tmp / "jobs/vae" / victim, victim, "ok");
+  ASSERT_TRUE(c->ingest_job_dir(tmp / "jobs/vae" / victim).ok());
+  const int metrics_before = count(*c, "SELECT count(*) FROM metrics");
+  const int artifacts_before = count(*c, "SELECT count(*) FROM artifacts");
+
+  struct Forgery {
+    std::string name;
+    std::function<void(const fs::path& dir)> forge;
+    std::string expect;  // in the message
+  };
+  const std::vector<Forgery> forgeries = {
+      {"another job's id",
+       [&](const fs::path& dir) {
+         auto r = *schema::read_job_result(dir);
+         r.job_id = victim;
+         r.metrics = {{"test_r2", 0.99}};
+         ASSERT_TRUE(schema::write_job_result(r, dir).ok());
+       },
+       "job_id aaaaaaaaaaaaaaaa differs from the job directory's name"},
+      {"../ artifact",
+       [](const fs::path& dir) {
+         auto r = *schema::read_job_result(dir);
+         r.artifacts.push_back({"grid", "../../aaaaaaaaaaaaaaaa/grid.png", ""});
+         ASSERT_TRUE(schema::write_job_result(r, dir).ok());
+       },
+       "leaves the job directory (..)"},
+      {"absolute artifact",
+       [](const fs::path& dir) {
+         auto r = *schema::read_job_result(dir);
+         r.artifacts.push_back({"grid", "/etc/passwd", ""});
+         ASSERT_TRUE(schema::write_job_result(r, dir).ok());
+       },
+       "is absolute"},
+      {"symlink escaping",
+       [&](const fs::path& dir) {
+         fs::create_directory_symlink(tmp / "jobs/vae" / victim, dir / "elsewhere");
+         auto r = *schema::read_job_result(dir);
+         r.artifacts.push_back({"grid", "elsewhere/out.h5", ""});
+         ASSERT_TRUE(schema::write_job_result(r, dir).ok());
+       },
+       "through a symbolic link"},
+      {"hash not naming the directory",
+       [](const fs::path& dir) {
+         auto s = *schema::read_job_spec(dir);
+         s.hash = "0000000000000000ffff";
+         ASSERT_TRUE(schema::write_job_spec(s, dir).ok());
+       },
+       "does not name the job directory"},
+      {"hash inputs not hashing to the hash",
+       [](const fs::path& dir) {
+         auto s = *schema::read_job_spec(dir);
+         s.hash = s.job_id + "00";
+         ASSERT_TRUE(schema::write_job_spec(s, dir).ok());
+         ASSERT_TRUE(write_file_atomic(dir / "hash_inputs.json", "{\"stage\": \"vae\"}\n").ok());
+       },
+       "hash_inputs.json: hashes to"},
+  };
+  int i = 0;
+  for (const auto& f : forgeries) {
+    const std::string id = fmt::format("bbbbbbbbbbbbbb{:02d}", i++);
+    const fs::path dir = tmp / "jobs/vae" / id;
+    make_job_dir(dir, id, "ok");
+    f.forge(dir);
+    Status st = c->ingest_job_dir(dir);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << f.name;
+    EXPECT_NE(st.message().find(f.expect), std::string::npos) << f.name << ": " << st.message();
+    EXPECT_NE(st.message().find(dir.filename().string()), std::string::npos) << f.name << ": names the file";
+    EXPECT_FALSE(c->job(id)->has_value()) << f.name;
+  }
+  // Nothing of any forgery reached the catalog; the victim's row is intact.
+  EXPECT_EQ(count(*c, "SELECT count(*) FROM jobs"), 1);
+  EXPECT_EQ(count(*c, "SELECT count(*) FROM metrics"), metrics_before);
+  EXPECT_EQ(count(*c, "SELECT count(*) FROM artifacts"), artifacts_before);
+  auto r2 = c->query("SELECT value FROM metrics WHERE job_id='aaaaaaaaaaaaaaaa' AND name='test_r2'");
+  EXPECT_DOUBLE_EQ(std::get<double>(r2->rows.at(0).at(0)), 0.51);
+
+  // A consistent job directory with hash_inputs.json is ingested.
+  const fs::path good = tmp / "jobs/vae";
+  json inputs = {{"stage", "vae"}, {"params", {{"model", "vae"}}}};
+  const std::string hash = sha256_hex(inputs.dump());
+  make_job_dir(good / hash.substr(0, 16), hash.substr(0, 16), "ok");
+  auto s = *schema::read_job_spec(good / hash.substr(0, 16));
+  s.hash = hash;
+  ASSERT_TRUE(schema::write_job_spec(s, good / hash.substr(0, 16)).ok());
+  ASSERT_TRUE(write_file_atomic(good / hash.substr(0, 16) / "hash_inputs.json", inputs.dump(2)).ok());
+  Status ok = c->ingest_job_dir(good / hash.substr(0, 16));
+  EXPECT_TRUE(ok.ok()) << ok.to_string();
+}
+
+TEST(CatalogTest, ArtifactPathProblems) {
+  TempDir tmp;
+  fs::create_directories(tmp / "job/sub");
+  EXPECT_EQ(schema::artifact_path_problem(tmp / "job", "out.h5"), "");
+  EXPECT_EQ(schema::artifact_path_problem(tmp / "job", "sub/../out.h5"), "");
+  EXPECT_EQ(schema::artifact_path_problem(tmp / "job", "missing/later.png"), "");
+  EXPECT_NE(schema::artifact_path_problem(tmp / "job", ""), "");
+  EXPECT_NE(schema::artifact_path_problem(tmp / "job", "."), "");
+  EXPECT_NE(schema::artifact_path_problem(tmp / "job", "sub/../../x"), "");
+  EXPECT_NE(schema::artifact_path_problem(tmp / "job", "/tmp/x"), "");
+  fs::create_symlink("/etc/hostname", tmp / "job/sub/h");
+  EXPECT_NE(schema::artifact_path_problem(tmp / "job", "sub/h"), "");
+  fs::create_symlink("../sub/../sub", tmp / "job/sub/self");  // stays inside
+  EXPECT_EQ(schema::artifact_path_problem(tmp / "job", "sub/self/x"), "");
 }
 
 TEST(CatalogTest, IngestFailedResultAndMissingResult) {

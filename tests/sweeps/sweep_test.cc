@@ -10,15 +10,27 @@
 #include <gtest/gtest.h>
 
 #include "common/files.h"
+#include "common/hash.h"
 
 namespace migvis::sweeps {
 namespace {
 
 const std::string kSrc = MIGVIS_SOURCE_DIR;
 
+// A fixed code fingerprint table: golden files must not change with every edit.
+schema::CodeFingerprints test_code() {
+  schema::CodeFingerprints t;
+  for (auto& st : stage_names()) t[st] = st + "-code-1";
+  return t;
+}
+
+// Imported files are "hashed" by their path in tests (nothing is read).
+Result<std::string> fake_digest(const std::string& path) { return sha256_hex("content of " + path); }
+
 ExpandOptions test_opts() {
   ExpandOptions o;
-  o.code_version = "test";  // golden files must not change with the release number
+  o.code = test_code();
+  o.file_digest = fake_digest;
   return o;
 }
 
@@ -149,12 +161,13 @@ TEST(SweepTest, SeedsAndDerivedSeeds) {
   EXPECT_NE(v[0]->job_id, v[1]->job_id);
   auto p2 = expand_ok(kHead + "vae:\n  seeds: [2024]\n");
   EXPECT_EQ(of(p2, "vae")[0]->seed, 2024u);
-  // Without seeds the seed comes from the hash: stable, and differs between jobs.
+  // Without seeds the seed comes from the science identity (the hash without
+  // code fingerprints): stable, and differs between jobs.
   auto p3 = expand_ok(kHead + "vae:\n  grid: {epochs: [1, 2]}\n");
   auto v3 = of(p3, "vae");
   EXPECT_FALSE(v3[0]->seed_given);
   EXPECT_NE(v3[0]->seed, v3[1]->seed);
-  EXPECT_EQ(v3[0]->seed, std::stoull(v3[0]->hash.substr(0, 8), nullptr, 16) & 0x7fffffffULL);
+  EXPECT_EQ(v3[0]->seed, std::stoull(v3[0]->science_hash.substr(0, 8), nullptr, 16) & 0x7fffffffULL);
 }
 
 TEST(SweepTest, ExcludeFiltersOwnAndUpstreamParams) {
@@ -222,15 +235,137 @@ TEST(SweepTest, ChangingOneParamChangesOnlyThatJobAndItsDownstream) {
                               "diffusion: {}\ncritic: {}\n");
   for (size_t i = 0; i < pa.jobs.size(); ++i) EXPECT_EQ(pa.jobs[i].job_id, pc.jobs[i].job_id);
   EXPECT_EQ(of(pc, "vae")[0]->resources.threads, 4);
-  // A stage whose algorithm was revised hashes its revision; the others do not
-  // (their caches from before the revision stay valid).
-  for (auto& j : pa.jobs) {
-    if (stage_revision(j.stage) > 1)
-      EXPECT_EQ(j.hash_inputs.at("revision"), stage_revision(j.stage)) << j.stage;
-    else
-      EXPECT_FALSE(j.hash_inputs.contains("revision")) << j.stage;
+  // Each job hashes its own stage's code fingerprint.
+  for (auto& j : pa.jobs) EXPECT_EQ(j.hash_inputs.at("code"), j.stage + "-code-1") << j.stage;
+}
+
+// --- code identity ---------------------------------------------------------
+
+const std::string kFull = kHead.substr(0, kHead.find("data:")) +
+                          "data: {grid: {seed: [1, 2]}, name: \"d${data.seed}\", params: {preset: tiny}}\n"
+                          "vae: {grid: {model: [vae, migvis]}}\ndiffusion: {}\ncritic: {}\nsynthesis: {}\neval: {}\n";
+
+// Editing one stage's code (a second fingerprint table) re-runs exactly that
+// stage and its downstream jobs, and no derived seed moves anywhere.
+TEST(SweepCodeIdentity, EditingOneStagesCodeInvalidatesExactlyItAndItsDownstream) {
+  auto pa = expand_ok(kFull);
+  ASSERT_EQ(of(pa, "eval").size(), 4u);
+  for (auto& edited : stage_names()) {
+    auto o = test_opts();
+    o.code[edited] = edited + "-code-2";
+    auto pb = expand_sweep(kFull, "t.yaml", o);
+    ASSERT_TRUE(pb.ok()) << pb.status().message();
+    ASSERT_EQ(pa.jobs.size(), pb->jobs.size());
+    size_t changed = 0;
+    for (size_t i = 0; i < pa.jobs.size(); ++i) {
+      const PlannedJob &a = pa.jobs[i], &b = pb->jobs[i];
+      const bool downstream = a.stage == edited || a.upstream.count(edited);
+      EXPECT_EQ(a.job_id != b.job_id, downstream) << "edited " << edited << ", job " << a.stage;
+      EXPECT_EQ(a.seed, b.seed) << "edited " << edited << ", job " << a.stage;
+      EXPECT_EQ(a.science_hash, b.science_hash);
+      changed += downstream;
+    }
+    EXPECT_GT(changed, 0u) << edited;
   }
-  EXPECT_GT(stage_revision("data"), 1);
+  // diffusion: itself, synthesis and eval; never data, vae or critic.
+  auto o = test_opts();
+  o.code["diffusion"] = "diffusion-code-2";
+  auto pb = *expand_sweep(kFull, "t.yaml", o);
+  for (size_t i = 0; i < pa.jobs.size(); ++i) {
+    const std::string& st = pa.jobs[i].stage;
+    EXPECT_EQ(pa.jobs[i].job_id != pb.jobs[i].job_id, st == "diffusion" || st == "synthesis" || st == "eval") << st;
+  }
+}
+
+// The science identity is the job hash as it was before code fingerprints
+// (release migvis-0.1.0 and the stage revisions of the time), so the derived
+// seeds of existing sweeps did not change. Ids from `migvis sweep plan -v
+// sweeps/tiny.yaml` built at 3c0f2ac, the commit before fingerprints.
+TEST(SweepCodeIdentity, DerivedSeedsAreThoseOfThePreFingerprintPlan) {
+  auto r = load_sweep(kSrc + "/sweeps/tiny.yaml", test_opts());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::vector<std::string> old_ids = {"e87a5cfbcc88bf20", "a427f0031581c243", "7b15189896b20139",
+                                            "4c3ee4836f64e035", "2ceb326cfaaf5999", "4901a70dcaaf27c7",
+                                            "b866dfcaeeeb08e2", "20ec863a75783186", "1e3573561635f642",
+                                            "ac0caf4bc63a3273"};
+  ASSERT_EQ(r->jobs.size(), old_ids.size());
+  for (size_t i = 0; i < old_ids.size(); ++i) {
+    const PlannedJob& j = r->jobs[i];
+    EXPECT_EQ(j.science_hash.substr(0, 16), old_ids[i]) << j.stage;
+    EXPECT_NE(j.job_id, old_ids[i]) << "the cache key now holds the code fingerprint";
+    if (!j.seed_given)
+      EXPECT_EQ(j.seed, std::stoull(old_ids[i].substr(0, 8), nullptr, 16) & 0x7fffffffULL) << j.stage;
+  }
+}
+
+TEST(SweepCodeIdentity, BuiltInTableHasEveryStageAndTestTablesOverrideIt) {
+  const auto& t = schema::built_in_code_fingerprints();
+  ASSERT_EQ(t.size(), stage_names().size());
+  for (auto& st : stage_names()) {
+    ASSERT_EQ(t.count(st), 1u) << st << " has no row in cmake/code_fingerprint.cmake";
+    EXPECT_EQ(t.at(st).size(), 16u);
+    EXPECT_EQ(t.at(st).find_first_not_of("0123456789abcdef"), std::string::npos);
+  }
+  ExpandOptions o;  // the built-in table
+  auto p = expand_sweep(kHead, "t.yaml", o);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->jobs[0].hash_inputs.at("code"), t.at("data"));
+  EXPECT_EQ(job_spec_for(*p, 0, "/r").code, t.at("data"));
+  EXPECT_EQ(job_spec_for(*p, 0, "/r").science, p->jobs[0].science_hash);
+  o.code = {{"data", "x"}};  // a table without the stage
+  auto e = expand_sweep(kHead + "vae: {}\n", "t.yaml", o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("no code fingerprint for stage vae"), std::string::npos);
+}
+
+// An imported dataset's identity is its file's content: a changed file re-runs
+// it and its dependents; the same content does not, whatever else happens.
+TEST(SweepCodeIdentity, ImportedFileContentIsPartOfTheIdentity) {
+  const std::string text = "sweep: t\nanimals: [a1]\nsessions: [s1]\n"
+                           "data: {params: {import: {format: hdf5, path: /data/x.h5}}}\nvae: {}\ndiffusion: {}\n";
+  std::string content = "v1";
+  auto o = test_opts();
+  int reads = 0;
+  o.file_digest = [&](const std::string& path) -> Result<std::string> {
+    ++reads;
+    EXPECT_EQ(path, "/data/x.h5");
+    return sha256_hex(content);
+  };
+  auto p1 = *expand_sweep(text, "t.yaml", o);
+  auto p1b = *expand_sweep(text, "t.yaml", o);
+  EXPECT_EQ(reads, 2);
+  EXPECT_EQ(p1.jobs[0].hash_inputs.at("data_content"), "sha256:" + sha256_hex("v1"));
+  for (size_t i = 0; i < p1.jobs.size(); ++i) EXPECT_EQ(p1.jobs[i].job_id, p1b.jobs[i].job_id);
+  content = "v2";
+  auto p2 = *expand_sweep(text, "t.yaml", o);
+  for (size_t i = 0; i < p1.jobs.size(); ++i) EXPECT_NE(p1.jobs[i].job_id, p2.jobs[i].job_id) << p1.jobs[i].stage;
+  // Unreadable or relative: an error at plan time, naming the key.
+  o.file_digest = [](const std::string& path) -> Result<std::string> { return Status::NotFound(path + ": no such file"); };
+  auto e = expand_sweep(text, "t.yaml", o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("data.params.import.path: /data/x.h5: no such file"), std::string::npos)
+      << e.status().message();
+  e = expand_sweep("sweep: t\ndata: {params: {import: {format: hdf5, path: x.h5}}}\n", "t.yaml", test_opts());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("is relative"), std::string::npos) << e.status().message();
+}
+
+// --keep-cache-on-code-change: a completed job of the same science identity
+// stands in for the planned one; downstream jobs hash against it.
+TEST(SweepCodeIdentity, KeptCacheReplacesTheJobAndDownstreamFollows) {
+  auto pa = expand_ok(kFull);
+  auto o = test_opts();
+  o.code["diffusion"] = "diffusion-code-2";
+  o.kept_cache = [&](const PlannedJob& j) -> std::optional<KeptJob> {
+    for (auto& old : pa.jobs)
+      if (j.stage == "diffusion" && old.science_hash == j.science_hash) return KeptJob{old.hash, old.hash_inputs};
+    return std::nullopt;
+  };
+  auto pb = *expand_sweep(kFull, "t.yaml", o);
+  for (size_t i = 0; i < pa.jobs.size(); ++i) {
+    EXPECT_EQ(pa.jobs[i].job_id, pb.jobs[i].job_id) << pa.jobs[i].stage;
+    EXPECT_EQ(pb.jobs[i].kept_from_code, pb.jobs[i].stage == "diffusion" ? "diffusion-code-2" : "");
+  }
 }
 
 TEST(SweepTest, SessionsPooledAllAndPerAnimal) {
@@ -242,7 +377,7 @@ TEST(SweepTest, SessionsPooledAllAndPerAnimal) {
   EXPECT_EQ(of(p2, "vae").size(), 3u);
   auto p3 = expand_ok("sweep: t\nanimals: [a1]\nsessions: all\ndata: {params: {preset: default}}\nvae: {}\n");
   EXPECT_EQ(of(p3, "vae").size(), 3u);
-  auto e = expand_err("sweep: t\nanimals: [a1]\nsessions: all\ndata: {params: {import: {format: npz, path: /x}}}\nvae: {}\n");
+  auto e = expand_err("sweep: t\nanimals: [a1]\nsessions: all\ndata: {params: {import: {format: npz, path: /x}}}\nvae: {}\n");  // fake_digest: nothing read
   EXPECT_NE(e.find("sessions"), std::string::npos) << e;
 }
 

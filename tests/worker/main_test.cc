@@ -1,6 +1,7 @@
 // The worker process honours the job-directory contract (schemas/job.md).
 #include <gtest/gtest.h>
 
+#include "schemas/code_identity.h"
 #include "schemas/job_spec.h"
 #include "tests/test_util.h"
 #include "worker/stages/stage.h"
@@ -27,6 +28,37 @@ TEST(WorkerMainTest, UnknownStageWritesFailedResultAndExits65) {
   ASSERT_EQ(res->versions.count("git_dirty"), 1u);
   EXPECT_TRUE(res->versions.at("git_dirty") == "clean" || res->versions.at("git_dirty").rfind("dirty-", 0) == 0);
   EXPECT_NE(res->versions.at("build").find("Release"), std::string::npos);
+}
+
+// A job planned by a migvis built from other sources: refused before any work,
+// naming both fingerprints, unless --allow-code-mismatch.
+TEST(WorkerMainTest, CodeMismatchIsRefusedWithExit65NamingBothFingerprints) {
+  migvis::testing::TempDir tmp;
+  schema::JobSpec s;
+  s.job_id = "00000000000000ab";
+  s.stage = "eval";
+  s.code = "0123456789abcdef";
+  const std::string mine = schema::code_fingerprint("eval");
+  ASSERT_FALSE(mine.empty());
+  ASSERT_NE(mine, s.code);
+  ASSERT_TRUE(schema::write_job_spec(s, tmp.path()).ok());
+  auto r = run_command(migvis::testing::worker_bin() + " --job " + tmp.path().string());
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  auto res = schema::read_job_result(tmp.path());
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  EXPECT_EQ(res->status, "failed");
+  EXPECT_NE(res->error.find("0123456789abcdef"), std::string::npos) << res->error;
+  EXPECT_NE(res->error.find(mine), std::string::npos) << res->error;
+  EXPECT_NE(res->error.find("--allow-code-mismatch"), std::string::npos) << res->error;
+  EXPECT_EQ(res->versions.at("code"), mine);
+
+  // Allowed: the job gets past the check (and fails later for its missing inputs).
+  fs::remove(tmp / "result.yaml");
+  r = run_command(migvis::testing::worker_bin() + " --allow-code-mismatch --job " + tmp.path().string());
+  res = schema::read_job_result(tmp.path());
+  ASSERT_TRUE(res.ok()) << r.output;
+  EXPECT_EQ(res->error.find("0123456789abcdef"), std::string::npos) << res->error;
+  EXPECT_EQ(res->versions.at("code_planned"), "0123456789abcdef");
 }
 
 TEST(WorkerMainTest, MissingJobYamlExits66WithoutResult) {
