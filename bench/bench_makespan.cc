@@ -8,7 +8,8 @@
 // cores: a task starts, in submission order with backfill, once every task its
 // dependency names has completed and its GPUs and cores are free. Durations are
 // log-normal around a per-stage median, with one straggler per stage (a slow
-// node or a requeued task) taking `--straggler` times its draw; both shapes see
+// node or a requeued task; stages of two or more jobs) taking `--straggler`
+// times its draw; both shapes see
 // the same durations for each seed.
 //
 // Usage: bench_makespan [--sweep F] [--gpus 8] [--cores 64] [--seeds 20]
@@ -220,6 +221,7 @@ int main(int argc, char** argv) {
     std::normal_distribution<double> z(0, sigma);
     for (size_t i = 0; i < dur.size(); ++i) dur[i] = kMedianMin.at(plan->jobs[i].stage) * std::exp(z(rng));
     for (auto& [st, jobs] : by_stage) {
+      if (jobs.size() < 2) continue;  // a stage of one job has no spread to straggle in
       std::uniform_int_distribution<size_t> pick(0, jobs.size() - 1);
       dur[jobs[pick(rng)]] *= straggler;
     }
