@@ -16,6 +16,7 @@
 #include "schemas/job_spec.h"
 #include "schemas/stages.h"
 #include "sweeps/sweep.h"
+#include "sweeps/unused.h"
 
 namespace migvis::orch {
 namespace {
@@ -45,6 +46,7 @@ struct SweepArgs {
   int signal_seconds = 120;
   bool dry_run = false;
   bool keep_cache_on_code_change = false;  // run, resume
+  bool prune_unused = false, barriers = false;
 };
 
 std::string self_path() {
@@ -87,7 +89,10 @@ Result<std::string> saved_sweep(const fs::path& root, const std::string& name) {
 Status do_submit(const SweepArgs& a, int retries) {
   MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
   auto& [plan, text] = loaded;
+  MIGVIS_ASSIGN_OR_RETURN(auto unused, sweeps::unused_lines(&plan, a.prune_unused, a.verbose));
+  for (auto& line : unused) fmt::print("unused: {}\n", line);
   SlurmSubmitOptions o;
+  o.barriers = a.barriers;
   o.root = a.root;
   o.partition = a.partition;
   o.account = a.account;
@@ -110,6 +115,7 @@ Status do_submit(const SweepArgs& a, int retries) {
     std::string ids;
     for (auto& id : l.array_ids) ids += (ids.empty() ? "" : ",") + id;
     fmt::print("  {:<10} arrays {}{}\n", l.stage, ids, l.ingest_id.empty() ? "" : ", ingest " + l.ingest_id);
+    fmt::print("             dependency: {}; {} ingest job(s)\n", l.shape, l.commands.size() - l.scripts.size());
     for (auto& s : l.scripts) fmt::print("             script {}\n", s.string());
     if (a.dry_run)
       for (auto& c : l.commands) {
@@ -164,6 +170,8 @@ Status do_run(const SweepArgs& a, const std::string& file) {
 Status do_plan(const SweepArgs& a) {
   MIGVIS_ASSIGN_OR_RETURN(auto loaded, load(a.file, a.max_jobs));
   auto& plan = loaded.first;
+  MIGVIS_ASSIGN_OR_RETURN(auto unused, sweeps::unused_lines(&plan, a.prune_unused, a.verbose));
+  for (auto& line : unused) fmt::print("unused: {}\n", line);
   fs::path root = fs::absolute(a.root);
   RerunExplainer explainer(root, &plan);
   std::vector<RerunTrigger> why(plan.jobs.size());
@@ -503,8 +511,8 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
   run->callback([a, out] { out->set(do_run(*a, a->file)); });
 
   auto* submit = sw->add_subcommand(
-      "submit", "Submit a sweep to SLURM: one job array per stage, chained with afterok, an ingest job after each "
-                "stage; exits at once (log out freely)");
+      "submit", "Submit a sweep to SLURM: job arrays per stage with per-task dependencies (aftercorr where tasks "
+                "correspond), ingest jobs on slices of tasks; exits at once (log out freely)");
   submit->add_option("sweep", a->file, "sweep YAML file")->required();
   add_root(submit);
   add_max(submit);
@@ -520,11 +528,16 @@ void register_sweep_commands(CLI::App& app, CommandStatus* out) {
                      "resubmissions `sweep resume` allows a job for failures of its own (default 2; preemption and "
                      "node failures never count)")
       ->check(CLI::Range(0, 100));
+  submit->add_flag("--prune-unused", a->prune_unused, "drop jobs no downstream job reads and no table uses");
+  submit->add_flag("--barriers", a->barriers,
+                   "every stage waits for its whole parent stages (default: per-task dependencies, README Cluster)");
+  submit->add_flag("--verbose,-v", a->verbose, "list unused jobs one by one");
   submit->callback([a, out, submit] { out->set(do_submit(*a, submit->count("--retries") > 0 ? a->retries : 2)); });
 
   auto* plan = sw->add_subcommand("plan", "Expand without running: jobs per stage, cached vs would run");
   plan->add_option("sweep", a->file, "sweep YAML file")->required();
   plan->add_flag("--verbose,-v", a->verbose, "list every job");
+  plan->add_flag("--prune-unused", a->prune_unused, "drop jobs no downstream job reads and no table uses");
   add_root(plan);
   add_max(plan);
   plan->callback([a, out] { out->set(do_plan(*a)); });

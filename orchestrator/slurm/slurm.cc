@@ -252,7 +252,11 @@ std::string shell_quote(std::string_view s) {
 
 std::string render_array_script(const ArraySpec& spec) {
   std::string dirs;
-  for (auto& d : spec.job_dirs) dirs += "  " + shell_quote(d.string()) + "\n";
+  for (size_t k = 0; k < spec.job_dirs.size(); ++k) {
+    // Sparse task ids index a sparse bash array: ([5]='dir' ...).
+    std::string index = spec.task_ids.empty() ? "" : fmt::format("[{}]=", spec.task_ids[k]);
+    dirs += "  " + index + shell_quote(spec.job_dirs[k].string()) + "\n";
+  }
   if (!dirs.empty()) dirs.pop_back();
   std::string launch;
   if (spec.ntasks > 1) launch = fmt::format("srun --mpi=pmix --ntasks={} --cpus-per-task={} ", spec.ntasks, spec.cpus_per_task);
@@ -295,7 +299,9 @@ std::string render_array_script(const ArraySpec& spec) {
 std::vector<std::string> sbatch_args(const ArraySpec& spec, const fs::path& script) {
   std::vector<std::string> a = {"sbatch", "--parsable"};
   a.push_back("--job-name=" + spec.name);
-  std::string range = fmt::format("0-{}", spec.job_dirs.empty() ? 0 : spec.job_dirs.size() - 1);
+  std::string range = spec.task_ids.empty()
+                          ? fmt::format("0-{}", spec.job_dirs.empty() ? 0 : spec.job_dirs.size() - 1)
+                          : array_range(spec.task_ids);
   if (spec.throttle > 0) range += fmt::format("%{}", spec.throttle);
   a.push_back("--array=" + range);
   a.push_back(fmt::format("--ntasks={}", spec.ntasks));
@@ -308,15 +314,35 @@ std::vector<std::string> sbatch_args(const ArraySpec& spec, const fs::path& scri
   if (!spec.qos.empty()) a.push_back("--qos=" + spec.qos);
   a.push_back("--requeue");
   a.push_back(fmt::format("--signal=B:USR1@{}", spec.signal_seconds));
-  if (!spec.after_ok.empty()) {
-    std::string dep = "--dependency=afterok";
-    for (auto& id : spec.after_ok) dep += ":" + id;
-    a.push_back(dep);
+  if (!spec.after_ok.empty() || !spec.after_corr.empty()) {
+    // Comma: every condition must hold. A failed parent makes its dependents'
+    // condition unsatisfiable, and --kill-on-invalid-dep cancels exactly those.
+    std::string dep;
+    if (!spec.after_ok.empty()) {
+      dep = "afterok";
+      for (auto& id : spec.after_ok) dep += ":" + id;
+    }
+    if (!spec.after_corr.empty()) {
+      dep += dep.empty() ? "aftercorr" : ",aftercorr";
+      for (auto& id : spec.after_corr) dep += ":" + id;
+    }
+    a.push_back("--dependency=" + dep);
     a.push_back("--kill-on-invalid-dep=yes");
   }
   a.push_back("--output=" + (spec.log_dir / "%A_%a.out").string());
   a.push_back(script.string());
   return a;
+}
+
+std::string array_range(const std::vector<int>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    out += (out.empty() ? "" : ",") + (j == i ? std::to_string(ids[i]) : fmt::format("{}-{}", ids[i], ids[j]));
+    i = j + 1;
+  }
+  return out.empty() ? "0-0" : out;
 }
 
 }  // namespace migvis::slurm

@@ -73,6 +73,9 @@ struct ArraySpec {
   std::string stage;
   std::string name;                 // SLURM job name, e.g. "migvis-quickstart-vae"
   std::vector<fs::path> job_dirs;   // one array task each, in order
+  // The array task id of each job dir (ascending); empty: 0..n-1. Sparse ids let
+  // a downstream array use the ids of the upstream tasks it corresponds to.
+  std::vector<int> task_ids;
   int cpus_per_task = 1;
   int ntasks = 1;                   // > 1: data-parallel job launched with srun --mpi=pmix
   int gpus = 0;
@@ -82,6 +85,8 @@ struct ArraySpec {
   int throttle = 0;                 // %N on the array; 0 = none
   int signal_seconds = 120;         // --signal=B:USR1@N before the time limit / preemption
   std::vector<std::string> after_ok;  // SLURM job ids this array waits for ("123" or task "123_4")
+  // Arrays whose task i this array's task i waits for (SLURM's aftercorr).
+  std::vector<std::string> after_corr;
   // The command each task runs, followed by its job directory, e.g.
   // {/opt/migvis/bin/migvis-worker, --job} or {/opt/migvis/bin/migvis, data, run-job}.
   std::vector<std::string> command;
@@ -93,5 +98,7 @@ std::string render_array_script(const ArraySpec& spec);
 // sbatch's argv (no shell in between): resources, array range, dependency,
 // requeue/signal, output paths, then the script path.
 std::vector<std::string> sbatch_args(const ArraySpec& spec, const fs::path& script);
+// "0-2,5,7-9" for {0,1,2,5,7,8,9} (ascending ids).
+std::string array_range(const std::vector<int>& ids);
 
 }  // namespace migvis::slurm

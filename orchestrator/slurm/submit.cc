@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -98,6 +101,17 @@ Result<int> query_max_array_size(CommandRunner* runner) {
   }
 }
 
+namespace {
+
+// One array of a level: which of the level's jobs it runs, under which task ids.
+struct Part {
+  std::vector<size_t> jobs;  // indices into the level's job_dirs
+  std::vector<int> tids;     // ascending
+  std::string id;            // SLURM id (or a dry-run placeholder)
+};
+
+}  // namespace
+
 Result<std::vector<SubmittedLevel>> submit_levels(const std::vector<Level>& levels, const SubmitOptions& opts,
                                                   CommandRunner* runner) {
   int max_array = opts.max_array_size;
@@ -120,62 +134,219 @@ Result<std::vector<SubmittedLevel>> submit_levels(const std::vector<Level>& leve
     }
     return st;
   };
+  // Submits one sbatch argv; returns the job id.
+  auto sbatch = [&](const std::vector<std::string>& argv, const std::string& what,
+                    const std::string& placeholder) -> Result<std::string> {
+    if (opts.dry_run) return placeholder;
+    auto r = runner->run(argv);
+    if (!r.ok()) return r.status();
+    if (r->exit_code != 0)
+      return Status::Unavailable(fmt::format("sbatch for {} failed (exit {}): {}", what, r->exit_code, trim(r->err)));
+    std::string id = trim(r->out);
+    id = id.substr(0, id.find(';'));  // --parsable prints "id" or "id;cluster"
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+      return Status::Unavailable("sbatch printed no job id: \"" + trim(r->out) + "\"");
+    submitted.push_back(id);
+    return id;
+  };
   MIGVIS_RETURN_IF_ERROR(make_dirs(opts.script_dir));
+  // Where each job of each level runs: (part, task id).
+  std::vector<std::vector<std::pair<size_t, int>>> place(levels.size());
+  std::vector<std::vector<Part>> parts(levels.size());
+  auto chunked = [&](const std::vector<size_t>& jobs, std::vector<Part>* out) {
+    for (size_t start = 0; start < jobs.size(); start += chunk) {
+      Part p;
+      for (size_t k = start; k < std::min(jobs.size(), start + chunk); ++k) {
+        p.jobs.push_back(jobs[k]);
+        p.tids.push_back(static_cast<int>(k - start));
+      }
+      out->push_back(std::move(p));
+    }
+  };
   for (size_t li = 0; li < levels.size(); ++li) {
     const Level& lv = levels[li];
+    const size_t n = lv.spec.job_dirs.size();
+    const bool per_task = !lv.job_parents.empty() || !lv.job_after_ok.empty();
+    const std::vector<std::vector<std::pair<size_t, size_t>>> no_parents(lv.job_parents.empty() ? n : 0);
+    const auto& job_parents = lv.job_parents.empty() ? no_parents : lv.job_parents;
+    if (per_task && job_parents.size() != n)
+      return fail(Status::Internal(fmt::format("level {}: job_parents has {} entries for {} jobs", li,
+                                               job_parents.size(), n)));
+    for (size_t p : lv.parents)
+      if (p >= li) return fail(Status::Internal(fmt::format("level {} depends on later level {}", li, p)));
+    for (auto& jp : lv.job_parents)
+      for (auto& [pl, pk] : jp)
+        if (pl >= li || pk >= levels[pl].spec.job_dirs.size())
+          return fail(Status::Internal(fmt::format("level {} has a job depending on level {} job {}", li, pl, pk)));
     SubmittedLevel out;
     out.stage = lv.spec.stage;
-    std::vector<std::string> deps;
-    for (size_t p : lv.parents) {
-      if (p >= li) return fail(Status::Internal(fmt::format("level {} depends on later level {}", li, p)));
-      deps.insert(deps.end(), done[p].array_ids.begin(), done[p].array_ids.end());
+    std::vector<Part>& my = parts[li];
+    // Per part: extra afterok ids and the aftercorr array.
+    std::vector<std::vector<std::string>> part_ok;
+    std::vector<std::string> part_corr;
+    std::vector<size_t> all(n);
+    for (size_t k = 0; k < n; ++k) all[k] = k;
+    if (!per_task) {
+      out.shape = lv.parents.empty() ? "no dependency" : "barrier (afterok on the whole parent stages)";
+      chunked(all, &my);
+      std::vector<std::string> deps;
+      for (size_t p : lv.parents)
+        for (auto& part : parts[p]) deps.push_back(part.id);
+      part_ok.assign(my.size(), deps);
+      part_corr.assign(my.size(), "");
+    } else {
+      // The corresponding parent level: one parent each, none shared.
+      std::set<size_t> parent_levels;
+      for (auto& jp : job_parents)
+        for (auto& pr : jp) parent_levels.insert(pr.first);
+      std::optional<size_t> corr;
+      for (size_t pl : parent_levels) {
+        std::set<size_t> seen;
+        bool ok = true;
+        for (auto& jp : job_parents) {
+          size_t count = 0, which = 0;
+          for (auto& [l, k] : jp)
+            if (l == pl) ++count, which = k;
+          if (count != 1 || !seen.insert(which).second) ok = false;
+        }
+        if (ok) {
+          corr = pl;
+          break;
+        }
+      }
+      if (corr) {
+        std::map<size_t, size_t> my_part_of;  // parent part -> my part
+        std::vector<std::vector<std::pair<int, size_t>>> members;
+        for (size_t k = 0; k < n; ++k) {
+          for (auto& [l, pk] : job_parents[k]) {
+            if (l != *corr) continue;
+            auto [pp, tid] = place[l][pk];
+            auto it = my_part_of.emplace(pp, members.size()).first;
+            if (it->second == members.size()) members.emplace_back();
+            members[it->second].push_back({tid, k});
+          }
+        }
+        for (auto& [pp, mp] : my_part_of) {
+          auto& m = members[mp];
+          std::sort(m.begin(), m.end());
+          Part part;
+          for (auto& [tid, k] : m) {
+            part.jobs.push_back(k);
+            part.tids.push_back(tid);
+          }
+          my.push_back(std::move(part));
+          part_corr.push_back(parts[*corr][pp].id);
+        }
+        out.shape = "aftercorr " + levels[*corr].spec.stage;
+      } else {
+        // Group the jobs by the parent tasks they wait for.
+        std::map<std::vector<std::string>, size_t> group_of;
+        std::vector<std::vector<size_t>> groups;
+        for (size_t k = 0; k < n; ++k) {
+          std::vector<std::string> key;
+          for (auto& [l, pk] : job_parents[k]) key.push_back(fmt::format("{}/{}", l, pk));
+          if (k < lv.job_after_ok.size()) key.insert(key.end(), lv.job_after_ok[k].begin(), lv.job_after_ok[k].end());
+          std::sort(key.begin(), key.end());
+          auto it = group_of.emplace(key, groups.size()).first;
+          if (it->second == groups.size()) groups.emplace_back();
+          groups[it->second].push_back(k);
+        }
+        const bool split = groups.size() > 1 && groups.size() <= static_cast<size_t>(std::max(1, opts.max_split));
+        if (split) {
+          for (auto& g : groups) chunked(g, &my);
+          out.shape = fmt::format("grouped ({} arrays, afterok on each group's own parent tasks)", groups.size());
+        } else {
+          chunked(all, &my);
+          out.shape = parent_levels.empty() ? "no dependency"
+                                            : fmt::format("barrier on the parent tasks it needs ({} groups > max {})",
+                                                          groups.size(), opts.max_split);
+          if (groups.size() <= 1 && !parent_levels.empty()) out.shape = "afterok on its parent tasks";
+        }
+        part_corr.assign(my.size(), "");
+      }
+      // afterok on the non-corresponding parents: the whole array when the part
+      // needs all of it, otherwise exactly the tasks it needs.
+      for (auto& part : my) {
+        std::map<std::pair<size_t, size_t>, std::set<int>> need;  // (level, parent part) -> task ids
+        std::set<std::string> extra;
+        for (size_t k : part.jobs) {
+          for (auto& [l, pk] : job_parents[k]) {
+            if (corr && l == *corr) continue;
+            need[{l, place[l][pk].first}].insert(place[l][pk].second);
+          }
+          if (k < lv.job_after_ok.size()) extra.insert(lv.job_after_ok[k].begin(), lv.job_after_ok[k].end());
+        }
+        std::vector<std::string> deps;
+        for (auto& [lp, tids] : need) {
+          const Part& pp = parts[lp.first][lp.second];
+          if (tids.size() == pp.tids.size()) {
+            deps.push_back(pp.id);
+          } else {
+            for (int t : tids) deps.push_back(fmt::format("{}_{}", pp.id, t));
+          }
+        }
+        deps.insert(deps.end(), extra.begin(), extra.end());
+        part_ok.push_back(std::move(deps));
+      }
     }
-    const size_t n = lv.spec.job_dirs.size();
-    for (size_t start = 0, part = 0; start < n; start += chunk, ++part) {
+    place[li].assign(n, {0, 0});
+    for (size_t pi = 0; pi < my.size(); ++pi) {
+      Part& part = my[pi];
       ArraySpec spec = lv.spec;
-      spec.job_dirs.assign(lv.spec.job_dirs.begin() + static_cast<long>(start),
-                           lv.spec.job_dirs.begin() + static_cast<long>(std::min(n, start + chunk)));
-      spec.after_ok.insert(spec.after_ok.end(), deps.begin(), deps.end());  // lv.spec.after_ok first
-      fs::path script = opts.script_dir / fmt::format("{}.{}.sbatch", spec.stage, part);
+      spec.job_dirs.clear();
+      for (size_t k : part.jobs) spec.job_dirs.push_back(lv.spec.job_dirs[k]);
+      const bool dense = part.tids.back() == static_cast<int>(part.tids.size()) - 1;
+      if (!dense) spec.task_ids = part.tids;
+      spec.after_ok.insert(spec.after_ok.end(), part_ok[pi].begin(), part_ok[pi].end());  // lv.spec.after_ok first
+      if (!part_corr[pi].empty()) spec.after_corr = {part_corr[pi]};
+      fs::path script = opts.script_dir / fmt::format("{}.{}.sbatch", spec.stage, pi);
       MIGVIS_RETURN_IF_ERROR(write_file_atomic(script, render_array_script(spec)));
       MIGVIS_RETURN_IF_ERROR(make_dirs(spec.log_dir));
       auto argv = sbatch_args(spec, script);
       out.scripts.push_back(script);
       out.commands.push_back(argv);
       out.array_sizes.push_back(spec.job_dirs.size());
-      if (opts.dry_run) {
-        out.array_ids.push_back(fmt::format("<{}.{}>", spec.stage, part));
-        continue;
-      }
-      auto r = runner->run(argv);
-      if (!r.ok()) return fail(r.status());
-      if (r->exit_code != 0)
-        return fail(Status::Unavailable(fmt::format("sbatch for stage {} failed (exit {}): {}", spec.stage,
-                                                    r->exit_code, trim(r->err))));
-      std::string id = trim(r->out);
-      id = id.substr(0, id.find(';'));  // --parsable prints "id" or "id;cluster"
-      if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-        return fail(Status::Unavailable("sbatch printed no job id: \"" + trim(r->out) + "\""));
-      out.array_ids.push_back(id);
-      submitted.push_back(id);
+      out.task_ids.push_back(part.tids);
+      out.job_dirs.insert(out.job_dirs.end(), spec.job_dirs.begin(), spec.job_dirs.end());
+      auto id = sbatch(argv, "stage " + spec.stage, fmt::format("<{}.{}>", spec.stage, pi));
+      if (!id.ok()) return fail(id.status());
+      part.id = *id;
+      out.array_ids.push_back(part.id);
+      for (size_t j = 0; j < part.jobs.size(); ++j) place[li][part.jobs[j]] = {pi, part.tids[j]};
     }
     if (!opts.ingest_argv.empty() && !out.array_ids.empty()) {
-      // Runs whatever happened to the stage (afterany), so failures are recorded too.
-      std::vector<std::string> argv = {"sbatch", "--parsable", "--job-name=" + lv.spec.name + "-ingest",
-                                       "--ntasks=1", "--cpus-per-task=1", "--mem=512M", "--time=30",
-                                       "--dependency=afterany:" + join(out.array_ids, ":"),
-                                       "--output=" + (lv.spec.log_dir / "ingest_%j.out").string(), "--wrap"};
+      // Runs whatever happened to the tasks (afterany), so failures are recorded too.
+      std::vector<std::vector<std::string>> slices;
+      if (opts.ingest_batch <= 0) {
+        slices.push_back(out.array_ids);
+      } else {
+        const size_t b = static_cast<size_t>(opts.ingest_batch);
+        for (auto& part : my) {
+          if (part.tids.size() <= b) {
+            slices.push_back({part.id});
+            continue;
+          }
+          for (size_t start = 0; start < part.tids.size(); start += b) {
+            std::vector<std::string> ids;
+            for (size_t j = start; j < std::min(part.tids.size(), start + b); ++j)
+              ids.push_back(fmt::format("{}_{}", part.id, part.tids[j]));
+            slices.push_back(std::move(ids));
+          }
+        }
+      }
       std::string wrap;
       for (auto& a : opts.ingest_argv) wrap += (wrap.empty() ? "" : " ") + shell_quote(a);
-      argv.push_back(wrap);
-      out.commands.push_back(argv);
-      if (!opts.dry_run) {
-        auto r = runner->run(argv);
-        if (!r.ok()) return fail(r.status());
-        if (r->exit_code != 0) return fail(Status::Unavailable("sbatch (ingest) failed: " + trim(r->err)));
-        out.ingest_id = trim(r->out).substr(0, trim(r->out).find(';'));
-        submitted.push_back(out.ingest_id);
+      for (size_t si = 0; si < slices.size(); ++si) {
+        std::vector<std::string> argv = {"sbatch", "--parsable", "--job-name=" + lv.spec.name + "-ingest",
+                                         "--ntasks=1", "--cpus-per-task=1", "--mem=512M", "--time=30",
+                                         "--dependency=afterany:" + join(slices[si], ":"),
+                                         "--output=" + (lv.spec.log_dir / "ingest_%j.out").string(), "--wrap", wrap};
+        out.commands.push_back(argv);
+        auto id = sbatch(argv, "the ingest of stage " + lv.spec.stage, "");
+        if (!id.ok()) return fail(id.status());
+        if (!id->empty()) out.ingest_ids.push_back(*id);
       }
+      if (!out.ingest_ids.empty()) out.ingest_id = out.ingest_ids.front();
     }
     done.push_back(std::move(out));
   }

@@ -38,13 +38,19 @@ Result<std::vector<SlurmTaskState>> slurm_task_states(const fs::path& record, sl
     auto sizes = l.value("array_sizes", std::vector<size_t>{});
     if (sizes.size() != arrays.size())
       return Status::DataLoss(record.string() + ": array_sizes does not match arrays for stage " + l.value("stage", "?"));
-    // Arrays were cut at MaxArraySize in order: task k of array i is dirs[offset_i + k].
+    // Task k of array i is dirs[offset_i + k]; its id is task_ids[i][k] (absent: k).
+    auto tids = l.value("task_ids", std::vector<std::vector<int>>{});
+    if (!tids.empty() && tids.size() != arrays.size())
+      return Status::DataLoss(record.string() + ": task_ids does not match arrays for stage " + l.value("stage", "?"));
     size_t offset = 0;
     for (size_t i = 0; i < arrays.size(); ++i) {
+      if (!tids.empty() && tids[i].size() != sizes[i])
+        return Status::DataLoss(record.string() + ": task_ids does not match array_sizes for stage " +
+                                l.value("stage", "?"));
       for (size_t k = 0; k < sizes[i] && offset + k < dirs.size(); ++k) {
         SlurmTaskState t;
         t.stage = l.value("stage", "");
-        t.task_id = arrays[i] + "_" + std::to_string(k);
+        t.task_id = arrays[i] + "_" + std::to_string(tids.empty() ? static_cast<int>(k) : tids[i][k]);
         t.job_dir = dirs[offset + k];
         tasks.push_back(t);
       }
@@ -84,8 +90,11 @@ Result<size_t> slurm_cancel(const fs::path& record, slurm::CommandRunner* runner
   std::vector<std::string> argv = {"scancel"};
   for (auto& l : rec["levels"]) {
     for (auto& a : l.value("arrays", std::vector<std::string>{})) argv.push_back(a);
+    std::set<std::string> ingests;
+    for (auto& id : l.value("ingests", std::vector<std::string>{})) ingests.insert(id);
     std::string ingest = l.value("ingest", "");
-    if (!ingest.empty()) argv.push_back(ingest);
+    if (!ingest.empty()) ingests.insert(ingest);
+    argv.insert(argv.end(), ingests.begin(), ingests.end());
   }
   if (argv.size() == 1) return size_t{0};
   MIGVIS_ASSIGN_OR_RETURN(auto out, runner->run(argv));
@@ -117,6 +126,10 @@ Result<SlurmResumeReport> resume_submitted_sweep(const sweeps::Plan& plan, const
   if (opts.qos.empty()) opts.qos = o.value("qos", "");
   if (opts.throttle == 0) opts.throttle = o.value("throttle", 0);
   opts.signal_seconds = o.value("signal_seconds", opts.signal_seconds);
+  // The same dependency shapes as the submission (records without them: barriers).
+  opts.barriers = o.value("barriers", true);
+  opts.max_split = o.value("max_split", opts.max_split);
+  opts.ingest_batch = o.value("ingest_batch", opts.ingest_batch);
   SlurmResumeReport out;
   out.retries = retries >= 0 ? retries : rec.value("retries", 2);
   MIGVIS_ASSIGN_OR_RETURN(auto tasks, slurm_task_states(record, runner, sleep_s));
@@ -220,11 +233,7 @@ Result<SlurmResumeReport> resume_submitted_sweep(const sweeps::Plan& plan, const
     };
     MIGVIS_ASSIGN_OR_RETURN(auto levels, levels_for(plan, opts, include, extra));
     const int round = rec.value("rounds", 0) + 1;
-    slurm::SubmitOptions so;
-    so.script_dir = root / "slurm" / plan.sweep / fmt::format("resume{}", round);
-    so.dry_run = opts.dry_run;
-    so.max_array_size = opts.max_array_size;
-    so.ingest_argv = {opts.self, "results", "ingest", "--root", root.string()};
+    slurm::SubmitOptions so = submit_options(opts, root / "slurm" / plan.sweep / fmt::format("resume{}", round));
     MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
     if (opts.dry_run) return out;
     for (auto& l : out.levels) {

@@ -23,6 +23,7 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
   std::map<std::string, size_t> level_of_stage;
   std::vector<std::set<std::string>> parent_stages;
   std::vector<std::set<std::string>> extra;
+  std::map<size_t, std::pair<size_t, size_t>> where;  // plan job -> (level, index in it)
   for (size_t i = 0; i < plan.jobs.size(); ++i) {
     const auto& pj = plan.jobs[i];
     const fs::path dir = sweeps::job_dir_for(root, pj);
@@ -57,10 +58,21 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
       parent_stages.emplace_back();
       extra.emplace_back();
     }
-    levels[it->second].spec.job_dirs.push_back(dir);
+    slurm::Level& lv = levels[it->second];
+    where[i] = {it->second, lv.spec.job_dirs.size()};
+    lv.spec.job_dirs.push_back(dir);
+    std::vector<std::pair<size_t, size_t>> parents;
     for (size_t d : pj.deps)
-      if (include(d)) parent_stages[it->second].insert(plan.jobs[d].stage);
-    for (auto& id : extra_after_ok(i)) extra[it->second].insert(id);
+      if (include(d)) {
+        parent_stages[it->second].insert(plan.jobs[d].stage);
+        parents.push_back(where.at(d));  // plan order: parents precede
+      }
+    auto ids = extra_after_ok(i);
+    for (auto& id : ids) extra[it->second].insert(id);
+    if (!opts.barriers) {
+      lv.job_parents.push_back(std::move(parents));
+      lv.job_after_ok.push_back(std::move(ids));
+    }
   }
   for (size_t l = 0; l < levels.size(); ++l) {
     for (auto& st : parent_stages[l]) {
@@ -68,7 +80,7 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
       // A parent stage with no pending jobs is complete: nothing to wait for.
       if (p != level_of_stage.end() && p->second != l) levels[l].parents.push_back(p->second);
     }
-    levels[l].spec.after_ok.assign(extra[l].begin(), extra[l].end());
+    if (opts.barriers) levels[l].spec.after_ok.assign(extra[l].begin(), extra[l].end());
   }
   return levels;
 }
@@ -76,7 +88,14 @@ Result<std::vector<slurm::Level>> levels_for(const sweeps::Plan& plan, const Slu
 // One submitted level as the record stores it (schemas/slurm_record.md).
 nlohmann::json level_record(const slurm::SubmittedLevel& l, const std::vector<slurm::Level>& levels) {
   nlohmann::json jl = {{"stage", l.stage}, {"arrays", l.array_ids}, {"array_sizes", l.array_sizes},
-                       {"ingest", l.ingest_id}};
+                       {"ingest", l.ingest_id}, {"ingests", l.ingest_ids}, {"shape", l.shape}};
+  if (!l.job_dirs.empty()) {
+    std::vector<std::string> dirs;
+    for (auto& d : l.job_dirs) dirs.push_back(d.string());
+    jl["job_dirs"] = dirs;
+    jl["task_ids"] = l.task_ids;
+    return jl;
+  }
   for (auto& lv : levels)
     if (lv.spec.stage == l.stage) {
       std::vector<std::string> dirs;
@@ -84,6 +103,17 @@ nlohmann::json level_record(const slurm::SubmittedLevel& l, const std::vector<sl
       jl["job_dirs"] = dirs;
     }
   return jl;
+}
+
+slurm::SubmitOptions submit_options(const SlurmSubmitOptions& opts, const fs::path& script_dir) {
+  slurm::SubmitOptions so;
+  so.script_dir = script_dir;
+  so.dry_run = opts.dry_run;
+  so.max_array_size = opts.max_array_size;
+  so.ingest_argv = {opts.self, "results", "ingest", "--root", fs::absolute(opts.root).string()};
+  so.max_split = opts.max_split;
+  so.ingest_batch = opts.barriers ? 0 : opts.ingest_batch;
+  return so;
 }
 
 Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const SlurmSubmitOptions& opts,
@@ -106,16 +136,14 @@ Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std
   if (!opts.dry_run) MIGVIS_RETURN_IF_ERROR(recorder->record_plan(plan, sweep_text, root));
   SlurmSubmission out;
   MIGVIS_ASSIGN_OR_RETURN(auto levels, slurm_levels(plan, opts, &out.cached));
-  slurm::SubmitOptions so;
-  so.script_dir = root / "slurm" / plan.sweep;
-  so.dry_run = opts.dry_run;
-  so.max_array_size = opts.max_array_size;
-  so.ingest_argv = {opts.self, "results", "ingest", "--root", root.string()};
+  slurm::SubmitOptions so = submit_options(opts, root / "slurm" / plan.sweep);
   MIGVIS_ASSIGN_OR_RETURN(out.levels, slurm::submit_levels(levels, so, runner));
   nlohmann::json rec = {{"sweep", plan.sweep}, {"submitted_at", schema::utc_now_iso8601()}, {"dry_run", opts.dry_run},
                         {"retries", opts.retries}, {"levels", nlohmann::json::array()},
                         {"options", {{"partition", opts.partition}, {"account", opts.account}, {"qos", opts.qos},
-                                     {"throttle", opts.throttle}, {"signal_seconds", opts.signal_seconds}}}};
+                                     {"throttle", opts.throttle}, {"signal_seconds", opts.signal_seconds},
+                                     {"barriers", opts.barriers}, {"max_split", opts.max_split},
+                                     {"ingest_batch", opts.ingest_batch}}}};
   for (auto& l : out.levels) rec["levels"].push_back(level_record(l, levels));
   out.record = root / "slurm" / (plan.sweep + ".json");
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(out.record, rec.dump(2) + "\n"));

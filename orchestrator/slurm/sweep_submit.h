@@ -27,6 +27,12 @@ struct SlurmSubmitOptions {
   std::string self;            // this migvis binary (data stage and ingest jobs)
   int max_array_size = 0;      // 0: ask scontrol
   int retries = 2;             // resubmissions `sweep resume` allows a job whose failures are its own
+  // Dependency shapes (README "Cluster", slurm::Level): false = per task
+  // (aftercorr where tasks correspond, grouped afterok on many-to-one);
+  // true = every stage waits for its whole parent stages.
+  bool barriers = false;
+  int max_split = 32;          // slurm::SubmitOptions::max_split
+  int ingest_batch = 8;        // tasks per ingest job (afterany on them); 0 = one per stage
 };
 
 struct SlurmSubmission {
@@ -45,6 +51,9 @@ Result<std::vector<slurm::Level>> slurm_levels(const sweeps::Plan& plan, const S
 Result<SlurmSubmission> submit_plan_to_slurm(const sweeps::Plan& plan, const std::string& sweep_text,
                                              const SlurmSubmitOptions& opts, RunRecorder* recorder,
                                              slurm::CommandRunner* runner);
+
+// The slurm::SubmitOptions of a submission or resume round.
+slurm::SubmitOptions submit_options(const SlurmSubmitOptions& opts, const fs::path& script_dir);
 
 // Shared with sweep_status.cc (resume resubmits through the same levels).
 // Levels (one per stage) of the plan jobs `include` selects, in plan order;
