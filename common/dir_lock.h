@@ -2,7 +2,7 @@
 // where flock()/fcntl() locks are unreliable. The lock is a directory created
 // with mkdir(2) (atomic on every filesystem, NFS included); inside it an owner
 // file says who holds it (host, pid, token, time). It protects the one writer
-// of a migvis catalog (`<root>/.ingest.lock.d`, see results/catalog.h).
+// of a migvis catalog (`<db>.lock.d` beside the database file, see results/catalog.h).
 //
 // Format (add fields, never rename): <lock>/owner is JSON
 //   {"host": "n01", "pid": 1234, "token": "9f..16 hex", "acquired_unix": 1764...,

@@ -108,8 +108,7 @@ Status run_ingest(const IngestArgs& a) {
   }
   // One writer at a time, across processes and hosts (SLURM ingest jobs of
   // several stages may start together): the lock sits beside the DB file.
-  const fs::path db_dir = fs::absolute(a.db.db_path()).parent_path();
-  MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_dir, a.lock_timeout_s));
+  MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(a.db.db_path(), a.lock_timeout_s));
   MIGVIS_ASSIGN_OR_RETURN(auto cat, Catalog::open(a.db.db_path(), Catalog::Mode::kReadWrite));
   for (const auto& d : dirs) MIGVIS_RETURN_IF_ERROR(cat->ingest_job_dir(d));
   fmt::print("ingested {} job director{} into {}\n", dirs.size(), dirs.size() == 1 ? "y" : "ies",
@@ -137,7 +136,7 @@ void ingest_new_results(const DbOptions& o) {
     for (auto& job : fs::directory_iterator(stage.path(), ec))
       if (fs::exists(job.path() / "result.yaml")) finished.push_back(job.path());
   if (finished.empty()) return;
-  auto lock = catalog::lock_catalog_for_writing(fs::absolute(o.root), 5);
+  auto lock = catalog::lock_catalog_for_writing(o.db_path(), 5);
   if (!lock.ok()) {
     MIGVIS_LOG_WARN("not ingesting new results now: {}", lock.status().message());
     return;
@@ -225,7 +224,7 @@ void register_results_commands(CLI::App& app, CommandStatus* out) {
   auto ia = std::make_shared<IngestArgs>();
   auto* in = results->add_subcommand(
       "ingest", "Ingest finished job directories into the catalog (default: all under <root>/jobs).\n"
-                "Holds the root's single-writer lock (<root>/.ingest.lock.d) while it writes the DB.");
+                "Holds the database's single-writer lock (<db>.lock.d beside the file) while it writes.");
   add_db_options(in, &ia->db);
   in->add_option("--lock-timeout", ia->lock_timeout_s,
                  "seconds to wait for another ingester to finish (default 600)")

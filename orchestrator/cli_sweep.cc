@@ -23,7 +23,6 @@ namespace {
 
 // How long catalog writers wait for the single-writer lock (results/catalog.h):
 // commands that must write wait long; `status` only ingests opportunistically.
-constexpr double kIngestLockWaitS = 600;
 constexpr double kStatusLockWaitS = 5;
 
 struct SweepArgs {
@@ -105,7 +104,6 @@ Status do_submit(const SweepArgs& a, int retries) {
   o.worker = resolve_worker("", o.self);
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));
   MIGVIS_RETURN_IF_ERROR(write_file_atomic(fs::path(a.root) / "sweeps" / (plan.sweep + ".yaml"), text));
-  MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(a.root, kIngestLockWaitS));
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   slurm::SystemCommandRunner runner;
   MIGVIS_ASSIGN_OR_RETURN(auto sub, submit_plan_to_slurm(plan, text, o, recorder.get(), &runner));
@@ -149,10 +147,10 @@ Status do_run(const SweepArgs& a, const std::string& file) {
   o.executor = a.executor;
   o.ranks = a.ranks;
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(a.root));  // before the DB: one writer
-  // The run writes the catalog as jobs finish: it holds the single-writer lock
-  // throughout (SLURM ingest jobs on the same root wait for it).
+  // The run writes the catalog as jobs finish; the recorder takes the
+  // single-writer lock around each write only, so `results tables`, `sweep
+  // status` and SLURM ingest jobs on the same catalog get their turn.
   MIGVIS_RETURN_IF_ERROR(make_dirs(a.root));
-  MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(a.root, kIngestLockWaitS));
   MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(a.root));
   auto t0 = std::chrono::steady_clock::now();
   MIGVIS_ASSIGN_OR_RETURN(RunSummary s, run_plan(plan, text, o, recorder.get()));
@@ -250,7 +248,7 @@ Status do_status(const SweepArgs& a) {
   // Finished jobs go into the catalog again (idempotent), whoever ran them,
   // unless another writer (a running sweep, an ingest job) holds the lock for
   // long: it ingests them itself.
-  auto ingest_lock = catalog::lock_catalog_for_writing(root, kStatusLockWaitS);
+  auto ingest_lock = catalog::lock_catalog_for_writing(catalog::db_path_for_root(root), kStatusLockWaitS);
   if (!ingest_lock.ok()) {
     fmt::print("  catalog: not ingesting now ({})\n", ingest_lock.status().message());
   } else {
@@ -313,7 +311,6 @@ Status do_resume_submitted(const SweepArgs& a, const sweeps::Plan& plan, bool re
   const fs::path root = fs::absolute(a.root);
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(root));
   {
-    MIGVIS_ASSIGN_OR_RETURN(auto ingest_lock, catalog::lock_catalog_for_writing(root, kIngestLockWaitS));
     MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
     for (auto& j : plan.jobs) {
       fs::path d = sweeps::job_dir_for(root, j);

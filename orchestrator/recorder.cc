@@ -20,11 +20,15 @@ catalog::JobStatus to_db(JobState s) {
   return catalog::JobStatus::kPlanned;
 }
 
+// Every write takes the catalog's single-writer lock for its own duration only
+// (results/catalog.h), so a run of hours never keeps other writers out.
 class CatalogRecorder : public RunRecorder {
  public:
-  explicit CatalogRecorder(std::unique_ptr<catalog::Catalog> c) : cat_(std::move(c)) {}
+  CatalogRecorder(std::unique_ptr<catalog::Catalog> c, fs::path db_file, double lock_wait_s)
+      : cat_(std::move(c)), db_file_(std::move(db_file)), lock_wait_s_(lock_wait_s) {}
 
   Status record_plan(const sweeps::Plan& plan, const std::string& sweep_text, const fs::path& root) override {
+    MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_file_, lock_wait_s_));
     MIGVIS_RETURN_IF_ERROR(cat_->record_sweep(plan.sweep, plan.source, sweep_text));
     // One query for the ids already known (a fresh sweep then needs no per-job reads).
     MIGVIS_ASSIGN_OR_RETURN(auto known_q, cat_->query("SELECT job_id FROM jobs"));
@@ -60,13 +64,19 @@ class CatalogRecorder : public RunRecorder {
     // Done rows come from ingest_job_dir (with timings and metrics); the status
     // write after it keeps the row right even when the ingest failed.
     if (s.state == JobState::kCached) return Status::Ok();
+    MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_file_, lock_wait_s_));
     return cat_->set_status(job.job_id, to_db(s.state), s.attempts, s.note);
   }
 
-  Status ingest(const fs::path& job_dir) override { return cat_->ingest_job_dir(job_dir); }
+  Status ingest(const fs::path& job_dir) override {
+    MIGVIS_ASSIGN_OR_RETURN(auto lock, catalog::lock_catalog_for_writing(db_file_, lock_wait_s_));
+    return cat_->ingest_job_dir(job_dir);
+  }
 
  private:
   std::unique_ptr<catalog::Catalog> cat_;
+  fs::path db_file_;
+  double lock_wait_s_;
 };
 
 }  // namespace
@@ -78,8 +88,11 @@ catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& 
 
 Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root) {
   MIGVIS_RETURN_IF_ERROR(make_dirs(root));
-  MIGVIS_ASSIGN_OR_RETURN(auto cat, catalog::Catalog::open(catalog::db_path_for_root(root), catalog::Catalog::Mode::kReadWrite));
-  return std::unique_ptr<RunRecorder>(new CatalogRecorder(std::move(cat)));
+  const fs::path db = catalog::db_path_for_root(root);
+  MIGVIS_ASSIGN_OR_RETURN(auto cat, catalog::Catalog::open(db, catalog::Catalog::Mode::kReadWrite));
+  // Another writer (an ingest job, `results tables`) holds the lock for
+  // seconds; ten minutes without a turn means something is wrong.
+  return std::unique_ptr<RunRecorder>(new CatalogRecorder(std::move(cat), db, 600));
 }
 
 }  // namespace migvis::orch

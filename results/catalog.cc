@@ -22,11 +22,14 @@ using namespace internal;
 // ------------------------------------------------------------------ helpers
 
 fs::path db_path_for_root(const fs::path& root) { return root / kDbFile; }
-fs::path ingest_lock_path_for_root(const fs::path& root) { return root / kIngestLockDir; }
-Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, double timeout_s) {
+fs::path writer_lock_path_for_db(const fs::path& db_file) {
+  const fs::path abs = fs::absolute(db_file).lexically_normal();
+  return abs.parent_path() / (abs.filename().string() + kWriterLockSuffix);
+}
+Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& db_file, double timeout_s) {
   DirLockOptions o;
   o.timeout_s = timeout_s;
-  auto l = DirLock::acquire(ingest_lock_path_for_root(root), o);
+  auto l = DirLock::acquire(writer_lock_path_for_db(db_file), o);
   if (!l.ok()) return l.status().with_context("the catalog's single-writer lock");
   return l;
 }

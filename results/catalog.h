@@ -48,15 +48,20 @@ inline constexpr const char* kDbFile = "migvis.db";
 inline constexpr const char* kDefaultRoot = "runs";
 fs::path db_path_for_root(const fs::path& root);
 
-// The single-ingester lock of a root: `<root>/.ingest.lock.d` (a format; a
-// DirLock, common/dir_lock.h). Whoever writes the catalog of a root - `results
-// ingest`, the SLURM ingest jobs, `sweep run|resume|status|submit` - holds it
-// while writing, so only one process writes the SQLite file at a time even on
-// NFS. Array tasks (workers) never write the catalog.
-inline constexpr const char* kIngestLockDir = ".ingest.lock.d";
-fs::path ingest_lock_path_for_root(const fs::path& root);
-// Takes it, waiting up to `timeout_s` (Unavailable naming the holder after that).
-Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& root, double timeout_s);
+// The single-writer lock of a catalog file: `<db>.lock.d` beside the database
+// file (a format; a DirLock with a heartbeat, common/dir_lock.h), so every
+// writer of one database file - `results ingest [--db]`, the SLURM ingest jobs,
+// `sweep run|resume|status|submit`, `results tables` - takes the same lock
+// whichever root or --db it was given. Writers hold it only while they write
+// (a local `sweep run` takes it around each recorded state change and ingest),
+// so only one process writes the SQLite file at a time, even on NFS. Array
+// tasks (workers) never write the catalog. (Before 0.2 the lock was
+// `<root>/.ingest.lock.d`; a lock left there by an old version is ignored.)
+inline constexpr const char* kWriterLockSuffix = ".lock.d";
+fs::path writer_lock_path_for_db(const fs::path& db_file);
+// Takes the lock of `db_file`, waiting up to `timeout_s` (Unavailable naming
+// the holder after that).
+Result<std::unique_ptr<DirLock>> lock_catalog_for_writing(const fs::path& db_file, double timeout_s);
 // schema::job_dir (schemas/stages.h): `<root>/jobs/<stage>/<job_id>`.
 fs::path job_dir_for(const fs::path& root, const std::string& stage, const std::string& job_id);
 

@@ -342,7 +342,12 @@ class Parser : public SweepErrors {
       blk.line = line_of(b);
       if (b.IsNull()) b = YAML::Node(YAML::NodeType::Map);
       MIGVIS_ASSIGN_OR_RETURN(blk.spec, spec(b, st, st, true));
-      if (b["resources"]) { MIGVIS_ASSIGN_OR_RETURN(blk.resources, resources(b["resources"], st + ".resources", {})); }
+      if (b["resources"]) {
+        MIGVIS_ASSIGN_OR_RETURN(blk.resources, resources(b["resources"], st + ".resources", {}));
+        // A stage asked for GPUs it cannot use is refused now (the stage registry says which can).
+        Status gpu = schema::check_stage_gpus(st, blk.resources.gpus);
+        if (!gpu.ok()) return err(b["resources"], st + ".resources.gpus", gpu.message());
+      }
       if (b["name"]) {
         if (!b["name"].IsScalar()) return err(b["name"], "data.name", "expected a name, got " + got_text(b["name"]));
         blk.name = Val{b["name"].Scalar(), line_of(b["name"]), "data.name"};

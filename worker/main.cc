@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <c10/util/Exception.h>
 
+#include "common/error_boundary.h"
 #include "common/log.h"
 #include "schemas/code_identity.h"
 #include "schemas/job_lifecycle.h"
@@ -103,7 +104,9 @@ int run_job(const migvis::fs::path& dir, int threads_flag, bool allow_code_misma
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int worker_main(int argc, char** argv) {
   using namespace migvis;
   CLI::App app{"migvis-worker: runs MIG-Vis jobs from their job directories.\n"
                "One --job: that job, data-parallel over all ranks when started by mpirun/srun.\n"
@@ -148,4 +151,13 @@ int main(int argc, char** argv) {
     if (code != 0 && worst == 0) worst = code;
   }
   return worst;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Stage errors (LibTorch included) become a Status and result.yaml inside
+  // run_job; this boundary catches what escapes everything else (the
+  // communicator's set-up, bad_alloc) so no exception ends in std::terminate.
+  return migvis::run_with_error_boundary("migvis-worker", [&] { return worker_main(argc, argv); });
 }

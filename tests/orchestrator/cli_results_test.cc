@@ -152,7 +152,7 @@ TEST_F(CliResultsTest, TablesToFilesAndBadInputWritesNothing) {
 void write_finished_vae_job(const fs::path& dir) {
   fs::create_directories(dir);
   ASSERT_TRUE(write_file_atomic(dir / "job.yaml",
-                                "format: migvis-job/1\njob_id: 00000000000000aa\nhash: aa\nstage: vae\nsweep: q\n"
+                                "format: migvis-job/1\njob_id: 00000000000000aa\nhash: 00000000000000aa000000000000000000000000000000000000000000000000\nstage: vae\nsweep: q\n"
                                 "key: {animal: a1, session: s1}\nseed: 3\nparams: {model: vae}\n")
                   .ok());
   ASSERT_TRUE(write_file_atomic(dir / "result.yaml",
@@ -183,16 +183,20 @@ TEST(CliResultsIngestTest, IngestWaitsForTheSingleWriterLockAndTablesIngestsNewJ
   TempDir tmp;
   write_finished_vae_job(tmp / "jobs/vae/00000000000000aa");
   {
-    auto held = DirLock::acquire(tmp / ".ingest.lock.d");  // this (live) process holds it
+    auto held = DirLock::acquire(tmp / "migvis.db.lock.d");  // this (live) process holds it
     ASSERT_TRUE(held.ok());
     auto r = run_command(migvis::testing::migvis_bin() + " results ingest --lock-timeout 1 --root " + tmp.path().string());
     EXPECT_EQ(r.exit_code, 75) << "unavailable: try again later\n" << r.output;
     EXPECT_NE(r.output.find("still held by"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(tmp / "migvis.db")) << "nothing written without the lock";
+    // Naming the database file instead of the root takes the same lock.
+    r = run_command(migvis::testing::migvis_bin() + " results ingest --lock-timeout 1 --root " + tmp.path().string() +
+                    " --db " + (tmp / "migvis.db").string());
+    EXPECT_EQ(r.exit_code, 75) << "--db locks beside the same file\n" << r.output;
   }
   auto r = run_command(migvis::testing::migvis_bin() + " results tables --format md --root " + tmp.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_FALSE(fs::exists(tmp / ".ingest.lock.d")) << "released";
+  EXPECT_FALSE(fs::exists(tmp / "migvis.db.lock.d")) << "released";
   r = run_command(migvis::testing::migvis_bin() + " results runs --root " + tmp.path().string() + " --format csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("00000000000000aa,vae,done"), std::string::npos) << "tables ingested the job:\n" << r.output;

@@ -493,5 +493,12 @@ TEST(SweepBadInput, NumericRangesAreCheckedAtPlanTime) {
   expand_ok(kHead + "vae:\n  params: {epochs: 1, lr: 1e-4, w_tc: 0}\n");
 }
 
+TEST(SweepBadInput, GpusOnAStageThatCannotUseThemAreRefused) {
+  std::string e = expand_err("sweep: t\nanimals: [a1]\nsessions: [s1]\ndata: {params: {preset: tiny, seed: 1}, "
+                             "resources: {gpus: 1}}\n");
+  EXPECT_NE(e.find("t.yaml:4: data.resources.gpus"), std::string::npos) << e;
+  expand_ok(kHead + "vae:\n  resources: {gpus: 1}\n");  // every worker stage runs on the job's device
+}
+
 }  // namespace
 }  // namespace migvis::sweeps

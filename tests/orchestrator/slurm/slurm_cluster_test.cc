@@ -235,7 +235,7 @@ TEST_F(SlurmClusterTest, SweepResumeResubmitsAFailedJobAndItsDependentThroughSlu
   auto q = (*cat)->query("SELECT COUNT(*) FROM jobs WHERE status = 'done'", {});
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(catalog::value_to_string(q->rows.at(0).at(0)), "3") << "the resubmission's ingest job ran";
-  EXPECT_FALSE(fs::exists(root / ".ingest.lock.d")) << "the ingest lock was released";
+  EXPECT_FALSE(fs::exists(root / "migvis.db.lock.d")) << "the ingest lock was released";
 
   // Everything done: a second resume submits nothing and agrees with the first.
   auto again = migvis::testing::run_command(migvis + " sweep resume r --root " + root.string());
