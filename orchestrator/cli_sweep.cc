@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "orchestrator/cli.h"
+#include "results/dataset_io.h"
 #include "orchestrator/executor.h"
 #include "orchestrator/progress_display.h"
 #include "orchestrator/slurm/sweep_status.h"
@@ -62,6 +63,21 @@ Result<std::pair<sweeps::Plan, std::string>> load(const std::string& file, size_
   o.max_jobs = max_jobs;
   if (!keep_cache_root.empty()) o.kept_cache = kept_cache_under(fs::absolute(keep_cache_root));
   MIGVIS_ASSIGN_OR_RETURN(sweeps::Plan plan, sweeps::expand_sweep(text, file, o));
+  // An imported migvis file (format hdf5) must be a valid migvis dataset now,
+  // not when its data job fails after the plan was submitted (the planner
+  // already checked that every imported file exists: it hashes its content).
+  for (const auto& j : plan.jobs) {
+    if (j.stage != "data" || !j.params.contains("import")) continue;
+    const auto& imp = j.params["import"];
+    if (imp.value("format", "") != "hdf5") continue;
+    data::ReadOptions ro;
+    ro.images = false;
+    ro.sessions = false;
+    auto d = data::read_dataset(imp.value("path", ""), ro);
+    if (!d.ok())
+      return Status::InvalidArgument(fmt::format("{}: data.params.import.path: not a valid migvis dataset: {}", file,
+                                                 d.status().message()));
+  }
   return std::make_pair(std::move(plan), std::move(text));
 }
 
@@ -248,17 +264,24 @@ Status do_status(const SweepArgs& a) {
   // Finished jobs go into the catalog again (idempotent), whoever ran them,
   // unless another writer (a running sweep, an ingest job) holds the lock for
   // long: it ingests them itself.
-  auto ingest_lock = catalog::lock_catalog_for_writing(catalog::db_path_for_root(root), kStatusLockWaitS);
-  if (!ingest_lock.ok()) {
-    fmt::print("  catalog: not ingesting now ({})\n", ingest_lock.status().message());
-  } else {
-    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
+  // The recorder takes the lock around each ingest (never hold it here: it is
+  // not re-entrant); the first refusal after kStatusLockWaitS stops ingesting.
+  {
+    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root, kStatusLockWaitS));
     size_t ingested = 0;
+    Status busy;
     for (auto& j : plan.jobs) {
       fs::path d = sweeps::job_dir_for(root, j);
-      if (fs::exists(d / schema::kResultFile) && recorder->ingest(d).ok()) ++ingested;
+      if (!fs::exists(d / schema::kResultFile)) continue;
+      Status st = recorder->ingest(d);
+      if (st.code() == StatusCode::kUnavailable) {
+        busy = st;
+        break;
+      }
+      if (st.ok()) ++ingested;
     }
-    fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
+    if (!busy.ok()) fmt::print("  catalog: not ingesting now ({})\n", busy.message());
+    else fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
   }
 
   // Submitted to SLURM: what the scheduler says about the tasks not yet done.

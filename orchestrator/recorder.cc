@@ -86,13 +86,13 @@ catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& 
   return catalog::job_row_from_spec(sweeps::job_spec_for(plan, i, root), sweeps::job_dir_for(root, plan.jobs[i]));
 }
 
-Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root) {
+Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root, double lock_wait_s) {
   MIGVIS_RETURN_IF_ERROR(make_dirs(root));
   const fs::path db = catalog::db_path_for_root(root);
   MIGVIS_ASSIGN_OR_RETURN(auto cat, catalog::Catalog::open(db, catalog::Catalog::Mode::kReadWrite));
   // Another writer (an ingest job, `results tables`) holds the lock for
-  // seconds; ten minutes without a turn means something is wrong.
-  return std::unique_ptr<RunRecorder>(new CatalogRecorder(std::move(cat), db, 600));
+  // seconds; the default ten minutes without a turn means something is wrong.
+  return std::unique_ptr<RunRecorder>(new CatalogRecorder(std::move(cat), db, lock_wait_s));
 }
 
 }  // namespace migvis::orch

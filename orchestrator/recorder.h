@@ -16,6 +16,9 @@ namespace migvis::orch {
 catalog::JobRow job_row_for(const sweeps::Plan& plan, size_t i, const fs::path& root);
 
 // Opens (creating) <root>/migvis.db read-write.
-Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root);
+// Each write takes the catalog's single-writer lock for its own duration,
+// waiting up to `lock_wait_s` (then that write fails with Unavailable). Never
+// call it while holding that lock yourself: the lock is not re-entrant.
+Result<std::unique_ptr<RunRecorder>> make_catalog_recorder(const fs::path& root, double lock_wait_s = 600);
 
 }  // namespace migvis::orch

@@ -116,5 +116,31 @@ TEST(CliTest, RunJobExitCodes) {
   EXPECT_EQ(r.exit_code, 66) << r.output;
 }
 
+TEST(CliTest, PlanRefusesAnImportedFileThatIsNotAMigvisDataset) {
+  migvis::testing::TempDir tmp;
+  {
+    auto f = h5::File::create(tmp / "other.h5");  // HDF5, but not a migvis dataset
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->write_vector<float>("x", {1}).ok());
+  }
+  const std::string sweep = "sweep: imp\nanimals: [a1]\nsessions: [s1]\n"
+                            "data: {params: {import: {format: hdf5, path: " + (tmp / "other.h5").string() + "}}}\n";
+  ASSERT_TRUE(write_file_atomic(tmp / "s.yaml", sweep).ok());
+  auto r = run_command(migvis::testing::migvis_bin() + " sweep plan " + (tmp / "s.yaml").string() + " --root " +
+                       (tmp / "runs").string());
+  EXPECT_EQ(r.exit_code, 65) << r.output;
+  EXPECT_NE(r.output.find("data.params.import.path: not a valid migvis dataset"), std::string::npos) << r.output;
+  // A file that does not exist is refused at plan time too.
+  ASSERT_TRUE(write_file_atomic(tmp / "s2.yaml", "sweep: imp\nanimals: [a1]\nsessions: [s1]\n"
+                                                   "data: {params: {import: {format: hdf5, path: " +
+                                                       (tmp / "gone.h5").string() + "}}}\n")
+                  .ok());
+  r = run_command(migvis::testing::migvis_bin() + " sweep plan " + (tmp / "s2.yaml").string() + " --root " +
+                  (tmp / "runs").string());
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gone.h5"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "runs" / "migvis.db")) << "nothing written";
+}
+
 }  // namespace
 }  // namespace migvis
