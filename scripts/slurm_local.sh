@@ -36,6 +36,16 @@ start_munge() {
   fi
   # munged runs as the munge user and can only write its pid file where that
   # user may; keep our own copy beside the other daemons' pid files.
+  # A munged left by an earlier private cluster whose test was killed (its
+  # teardown never ran) holds the socket: it is ours (our pid file), stop it.
+  if [ -s /run/munge/migvis-munged.pid ]; then
+    old=$(cat /run/munge/migvis-munged.pid)
+    if kill -0 "$old" 2>/dev/null; then
+      log "stopping a leftover munged (pid $old) from an earlier test cluster"
+      kill "$old" 2>/dev/null || true
+      poll "! kill -0 $old 2>/dev/null" 50 || true
+    fi
+  fi
   rm -f /run/munge/migvis-munged.pid
   runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/migvis-munged.pid --socket=/run/munge/munge.socket.2 ||
     { log "munged did not start"; return 1; }
