@@ -18,11 +18,11 @@ log="$BUILD/ctest-last.log"
 rc=0
 ctest --output-on-failure --timeout 900 -j "${MIGVIS_TEST_JOBS:-2}" "$@" 2>&1 | tee "$log" || rc=$?
 # What did not run, and why (ctest lists skips among "did not run").
-skipped=$(grep -E '\(Skipped\)|\*\*\*Skipped' "$log" | sed -E 's/^ *//' | sort -u || true)
+skipped=$(grep -E '^[[:space:]]*[0-9]+ - .*\(Skipped\)$' "$log" | sed -E 's/^[[:space:]]*//' | sort -u || true)
 echo
 if [ -n "$skipped" ]; then
   echo "test.sh: skipped tests ($(printf '%s\n' "$skipped" | wc -l)); MIGVIS_REQUIRE=$MIGVIS_REQUIRE:"
-  printf '  %s\n' "$skipped"
+  printf '%s\n' "$skipped" | sed 's/^/  /'
 else
   echo "test.sh: no test skipped (MIGVIS_REQUIRE=$MIGVIS_REQUIRE)"
 fi
