@@ -215,6 +215,7 @@ Result<TrainReport> train_critic(Critic& critic, const torch::Tensor& images, co
       rep.test_mi.emplace_back(epoch + 1, m);
       if (o.keep_best && best.offer(m, *critic)) rep.best_epoch = epoch + 1;
     }
+    if (o.on_epoch) o.on_epoch(epoch + 1, o.epochs);
   }
   best.restore(*critic);  // no-op unless an epoch was kept
   if (rep.best_epoch == 0) rep.best_epoch = o.epochs;

@@ -11,6 +11,7 @@
 // Thread-compatible; modules are owned by the Critic.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -122,6 +123,9 @@ struct TrainOptions {
   // every epoch) instead of the last: with a few hundred stimuli the CNN
   // overfits long before `epochs`.
   bool keep_best = false;
+  // Called after each epoch with (epochs done, epochs): the stage writes
+  // progress.yaml from it, so the live display moves while a critic trains.
+  std::function<void(int64_t, int64_t)> on_epoch;
 };
 
 struct TrainReport {

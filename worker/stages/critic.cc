@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "results/h5.h"
+#include "schemas/job_spec.h"
 #include "worker/critic/critic.h"
 #include "worker/comm.h"
 #include "worker/stages/critic.h"
@@ -90,6 +91,10 @@ Status run_critic_stage(StageContext& ctx) {
   record_model_device(ctx, "critic", *model);
   MIGVIS_LOG_INFO("critic: {} pairs, {} groups x {} dims, phi = {}", images.size(0), co.groups, co.group_rank,
                   co.feature_extractor.empty() ? "CNN encoder" : co.feature_extractor);
+  if (ctx.comm->is_root())
+    to.on_epoch = [&ctx](int64_t done, int64_t total) {
+      (void)schema::write_progress({done, total, "train", schema::utc_now_iso8601()}, ctx.dir);  // display only
+    };
   MIGVIS_ASSIGN_OR_RETURN(auto rep, critic::train_critic(model, images, vae.latents, to,
                                                          [&] { return ctx.should_stop(); }));
 
