@@ -144,7 +144,7 @@ void register_data_commands(CLI::App& app, CommandStatus* out) {
   syn->add_option("--preset", so->preset, "tiny (64 images), default (512 images, 32 px) or paper (5760 images, 128 px)")
       ->check(CLI::IsMember({"tiny", "default", "paper"}));
   syn->add_option("--image-size", so->image_size_px, "override: image side in pixels");
-  syn->add_option("--categories", so->categories, "override: number of categories (2..8)");
+  syn->add_option("--categories", so->categories, "override: number of categories (2..8; with --families its length)");
   syn->add_option("--objects", so->objects_per_category, "override: objects per category (1..16)");
   syn->add_option("--poses", so->poses_per_object, "override: views per object");
   syn->add_option("--animals", so->animals, "override: number of animals");
@@ -152,6 +152,15 @@ void register_data_commands(CLI::App& app, CommandStatus* out) {
   syn->add_option("--min-neurons", so->min_neurons, "override: fewest neurons in a session");
   syn->add_option("--max-neurons", so->max_neurons, "override: most neurons in a session");
   syn->add_option("--repeats", so->repeats, "override: presentations of each image per session");
+  syn->add_option("--families", so->families,
+                  "shape families, one category each (of: " + fmt::format("{}", fmt::join(data::shape_family_names(), ", ")) +
+                      "; default: the first --categories of the first eight)")
+      ->delimiter(',');
+  syn->add_option("--background-min", so->background_min, "image statistics: lowest background grey level (default 0.22)");
+  syn->add_option("--background-max", so->background_max, "image statistics: highest background grey level (default 0.38)");
+  syn->add_option("--background-texture", so->background_texture,
+                  "image statistics: scale of the background's value noise (0..4, default 1)");
+  syn->add_option("--pixel-noise", so->pixel_noise, "image statistics: per-pixel noise sd (0..0.5, default 0.02)");
   syn->callback([out, so, syn_out] { out->set(synth(*so, *syn_out)); });
 
   auto* imp = data->add_subcommand("import", "Convert a Brain-Score assembly, an NWB file or a migvis file into a "

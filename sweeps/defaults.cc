@@ -29,6 +29,11 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"min_neurons", T::kInt, J(), {}},
            {"max_neurons", T::kInt, J(), {}},
            {"repeats", T::kInt, J(), {}},
+           {"families", T::kStringList, J(), {}},
+           {"background_min", T::kNumber, J(), {}},
+           {"background_max", T::kNumber, J(), {}},
+           {"background_texture", T::kNumber, J(), {}},
+           {"pixel_noise", T::kNumber, J(), {}},
        }},
       {"vae",
        {
@@ -131,6 +136,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"report_gamma", T::kNumber, J(), {}},
            {"min_readout", T::kNumber, J(), {}},
            {"pixel_features", T::kInt, J(), {}},
+           {"pixel_conv_filters", T::kInt, J(), {}},
            {"bootstrap", T::kInt, J(), {}},
        }},
   };
@@ -165,7 +171,8 @@ const ParamRange* param_range(const std::string& stage, const std::string& key) 
       {"vae.w_guid", &kNonNegative}, {"synthesis.gammas", &kNonNegative}, {"synthesis.pairs", &kCount},
       {"synthesis.seeds", &kCount}, {"synthesis.chunk", &kCount},  {"synthesis.edit_t", &kCount},
       {"diffusion.ema_decay", &kFraction}, {"diffusion.judge_holdout", &kFraction},
-      {"critic.judge_holdout", &kFraction},
+      {"critic.judge_holdout", &kFraction}, {"data.background_min", &kFraction}, {"data.background_max", &kFraction},
+      {"data.pixel_noise", &kNonNegative}, {"data.background_texture", &kNonNegative},
   };
   auto it = k.find(stage + "." + key);
   if (it == k.end()) it = k.find("*." + key);

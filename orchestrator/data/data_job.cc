@@ -16,7 +16,9 @@ namespace {
 
 const std::vector<std::string> kSynthKeys = {"preset",          "seed",        "image_size",  "categories",
                                              "objects_per_category", "poses_per_object", "animals",
-                                             "sessions_per_animal",  "min_neurons", "max_neurons", "repeats"};
+                                             "sessions_per_animal",  "min_neurons", "max_neurons", "repeats",
+                                             "families", "background_min", "background_max", "background_texture",
+                                             "pixel_noise"};
 
 Result<SynthOptions> synth_options_from(const schema::Params& p, uint64_t job_seed) {
   SynthOptions o;
@@ -33,6 +35,13 @@ Result<SynthOptions> synth_options_from(const schema::Params& p, uint64_t job_se
                           IntKey{"repeats", &o.repeats}}) {
     MIGVIS_ASSIGN_OR_RETURN(int64_t v, p.get_int(key, 0));
     *dst = static_cast<int>(v);
+  }
+  MIGVIS_ASSIGN_OR_RETURN(o.families, p.get_strings("families", {}));
+  struct DoubleKey { const char* key; double* dst; };
+  for (auto [key, dst] : {DoubleKey{"background_min", &o.background_min}, DoubleKey{"background_max", &o.background_max},
+                          DoubleKey{"background_texture", &o.background_texture},
+                          DoubleKey{"pixel_noise", &o.pixel_noise}}) {
+    MIGVIS_ASSIGN_OR_RETURN(*dst, p.get_double(key, -1));
   }
   MIGVIS_RETURN_IF_ERROR(resolve_synth_options(o).status().with_context("job.yaml: params"));
   return o;

@@ -108,6 +108,25 @@ bool inside_family(int family, int param, double u, double v) {
       return (u >= -0.9 && u <= -0.3 && std::abs(v) <= 0.9) || (std::abs(u) <= 0.9 && v >= 0.3 && v <= 0.9);
     case 7:                                                                      // bowtie
       return std::abs(u) <= std::abs(v) * (0.9 - 0.1 * param) + 0.12 && std::abs(v) <= 0.95 && std::abs(u) <= 0.95;
+    // Families only an explicit `families` option selects (no preset uses them).
+    case 8: {                                                                    // ring, thicker with param
+      double r2 = u * u + v * v, in = 0.5 - 0.06 * param;
+      return r2 <= 1.0 && r2 >= in * in;
+    }
+    case 9: {                                                                    // arrow pointing to +v
+      double shaft = 0.2 + 0.04 * param;
+      if (v >= -0.95 && v <= 0.15) return std::abs(u) <= shaft;
+      return v > 0.15 && v <= 0.95 && std::abs(u) <= 0.85 * (0.95 - v) / 0.8;
+    }
+    case 10: {                                                                   // chevron (a V opening to -v)
+      double w = 0.24 + 0.04 * param;
+      return std::abs(u) <= 0.9 && std::abs(v - (0.55 - 0.95 * std::abs(u))) <= w;
+    }
+    case 11: {                                                                   // teardrop, point at +v
+      if (u * u + (v + 0.3) * (v + 0.3) <= 0.42) return true;
+      double half = 0.65 * (0.95 - v) / 1.25 + 0.02 * param;
+      return v >= -0.3 && v <= 0.95 && std::abs(u) <= half;
+    }
   }
   return false;
 }
@@ -142,14 +161,21 @@ double sample_noise(const std::vector<double>& g, int cells, double x01, double 
   return (1 - ay) * ((1 - ax) * at(ix, iy) + ax * at(ix + 1, iy)) + ay * ((1 - ax) * at(ix, iy + 1) + ax * at(ix + 1, iy + 1));
 }
 
-void render(const View& vw, int size_px, Rng& rng, float* out) {
+struct ImageStats {
+  double bg_min = 0.22, bg_max = 0.38, texture = 1.0, pixel_noise = 0.02;
+};
+
+// `family` indexes shape_family_names() (the view's category maps through the
+// chosen families).
+void render(const View& vw, int family, const ImageStats& st_opts, int size_px, Rng& rng, float* out) {
   const int ss = size_px <= 64 ? 4 : 2;  // supersampling factor per axis
   const double th = vw.rxy_deg * kPi / 180, ph = vw.ryz_deg * kPi / 180;
   const double ct = std::cos(th), st = std::sin(th), squash = std::cos(ph), shade = 0.35 * std::sin(ph);
   const double radius = vw.size;  // diameter as fraction of image = radius in [-1, 1] coordinates
   const double base = 0.72 + 0.26 * (((vw.object * 5 + vw.category * 3) % 7) / 6.0);
   auto coarse = value_noise(rng, 4), fine = value_noise(rng, 9);
-  const double bg_mean = rng.uniform(0.22, 0.38);
+  const double bg_mean = rng.uniform(st_opts.bg_min, st_opts.bg_max);
+  const double tex = st_opts.texture;
   for (int py = 0; py < size_px; ++py) {
     for (int px = 0; px < size_px; ++px) {
       double acc = 0;
@@ -160,16 +186,16 @@ void render(const View& vw, int size_px, Rng& rng, float* out) {
           double xo = x - 2 * vw.tx, yo = -(y - 2 * vw.ty);  // y up in object space
           double u = (ct * xo + st * yo) / radius, v = (-st * xo + ct * yo) / radius;
           u /= squash;  // out-of-plane rotation foreshortens the object's u axis
-          double val = object_value(vw.category, vw.object, u, v, base);
+          double val = object_value(family, vw.object, u, v, base);
           if (val >= 0) {
             acc += std::clamp(val * (1 + shade * u), 0.0, 1.0);
           } else {
             double x01 = (x + 1) / 2, y01 = (y + 1) / 2;
-            acc += bg_mean + 0.12 * sample_noise(coarse, 4, x01, y01) + 0.06 * sample_noise(fine, 9, x01, y01);
+            acc += bg_mean + tex * (0.12 * sample_noise(coarse, 4, x01, y01) + 0.06 * sample_noise(fine, 9, x01, y01));
           }
         }
       }
-      double pix = acc / (ss * ss) + 0.02 * rng.normal();
+      double pix = acc / (ss * ss) + st_opts.pixel_noise * rng.normal();
       out[static_cast<size_t>(py) * size_px + px] = static_cast<float>(std::clamp(pix, 0.0, 1.0));
     }
   }
@@ -184,7 +210,8 @@ Status check_range(const char* name, int v, int lo, int hi) {
 }  // namespace
 
 const std::vector<std::string>& shape_family_names() {
-  static const std::vector<std::string> names = {"disc", "box", "triangle", "star", "cross", "crescent", "lshape", "bowtie"};
+  static const std::vector<std::string> names = {"disc",     "box",    "triangle", "star", "cross",   "crescent",
+                                                 "lshape",   "bowtie", "ring",     "arrow", "chevron", "teardrop"};
   return names;
 }
 
@@ -217,6 +244,26 @@ Result<SynthOptions> resolve_synth_options(const SynthOptions& in) {
     return Status::InvalidArgument("synth option preset: expected tiny, default or paper, got '" + in.preset + "'");
   }
   auto over = [](int& dst, int v) { if (v > 0) dst = v; };
+  p.families = in.families;
+  if (!p.families.empty()) {
+    const auto& known = shape_family_names();
+    for (size_t i = 0; i < p.families.size(); ++i) {
+      if (std::find(known.begin(), known.end(), p.families[i]) == known.end())
+        return Status::InvalidArgument(fmt::format("synth option families: unknown family '{}' (expected some of: {})",
+                                                   p.families[i], fmt::join(known, ", ")));
+      if (std::find(p.families.begin(), p.families.begin() + i, p.families[i]) != p.families.begin() + i)
+        return Status::InvalidArgument(fmt::format("synth option families: '{}' listed twice", p.families[i]));
+    }
+    if (in.categories > 0 && in.categories != static_cast<int>(p.families.size()))
+      return Status::InvalidArgument(fmt::format("synth options: categories = {} but families lists {}", in.categories,
+                                                 p.families.size()));
+    p.categories = static_cast<int>(p.families.size());
+  }
+  auto over_d = [](double& dst, double v, double def) { dst = v >= 0 ? v : def; };
+  over_d(p.background_min, in.background_min, 0.22);
+  over_d(p.background_max, in.background_max, 0.38);
+  over_d(p.background_texture, in.background_texture, 1.0);
+  over_d(p.pixel_noise, in.pixel_noise, 0.02);
   over(p.image_size_px, in.image_size_px);
   over(p.categories, in.categories);
   over(p.objects_per_category, in.objects_per_category);
@@ -227,7 +274,15 @@ Result<SynthOptions> resolve_synth_options(const SynthOptions& in) {
   over(p.max_neurons, in.max_neurons);
   over(p.repeats, in.repeats);
   MIGVIS_RETURN_IF_ERROR(check_range("image_size", p.image_size_px, 8, 512));
-  MIGVIS_RETURN_IF_ERROR(check_range("categories", p.categories, 2, 8));
+  MIGVIS_RETURN_IF_ERROR(check_range("categories", p.categories, 2, p.families.empty() ? 8 : 12));
+  if (!(p.background_max <= 1.0 && p.background_min <= p.background_max))
+    return Status::InvalidArgument(fmt::format(
+        "synth options background_min, background_max: expected 0 <= min <= max <= 1, got {} and {}", p.background_min,
+        p.background_max));
+  if (p.background_texture > 4.0)
+    return Status::InvalidArgument(fmt::format("synth option background_texture: expected 0..4, got {}", p.background_texture));
+  if (p.pixel_noise > 0.5)
+    return Status::InvalidArgument(fmt::format("synth option pixel_noise: expected 0..0.5, got {}", p.pixel_noise));
   MIGVIS_RETURN_IF_ERROR(check_range("objects_per_category", p.objects_per_category, 1, 16));
   MIGVIS_RETURN_IF_ERROR(check_range("poses_per_object", p.poses_per_object, 1, 10000));
   MIGVIS_RETURN_IF_ERROR(check_range("animals", p.animals, 1, 9));
@@ -253,6 +308,10 @@ Result<Dataset> synthesize(const SynthOptions& opts) {
       "sessions, {}-{} neurons per session, {} repeats; planted latent groups pose|category|identity|position",
       o.preset, n_cat, n_obj, n_pose, px, px, o.animals, o.sessions_per_animal, o.min_neurons, o.max_neurons,
       o.repeats);
+  if (!o.families.empty()) d.description += fmt::format("; shape families {}", fmt::join(o.families, ", "));
+  if (o.background_min != 0.22 || o.background_max != 0.38 || o.background_texture != 1.0 || o.pixel_noise != 0.02)
+    d.description += fmt::format("; background grey U[{}, {}], texture x{}, pixel noise sd {}", o.background_min,
+                                 o.background_max, o.background_texture, o.pixel_noise);
 
   // ---- stimuli
   Rng view_rng(stream_seed(o.seed, 1)), pix_rng(stream_seed(o.seed, 2));
@@ -272,10 +331,21 @@ Result<Dataset> synthesize(const SynthOptions& opts) {
         views.push_back(v);
       }
   d.images = h5::Array<float>({static_cast<hsize_t>(n_img), 1, static_cast<hsize_t>(px), static_cast<hsize_t>(px)});
-  const auto& fam = shape_family_names();
+  // Category c draws family family_of[c] (the classic order unless `families`).
+  const auto& all_families = shape_family_names();
+  std::vector<int> family_of(static_cast<size_t>(n_cat));
+  std::vector<std::string> fam(static_cast<size_t>(n_cat));
+  for (int c = 0; c < n_cat; ++c) {
+    family_of[c] = o.families.empty()
+                       ? c
+                       : static_cast<int>(std::find(all_families.begin(), all_families.end(), o.families[c]) -
+                                          all_families.begin());
+    fam[c] = all_families[family_of[c]];
+  }
+  const ImageStats stats{o.background_min, o.background_max, o.background_texture, o.pixel_noise};
   for (int i = 0; i < n_img; ++i) {
     const View& v = views[i];
-    render(v, px, pix_rng, d.images.data.data() + static_cast<size_t>(i) * px * px);
+    render(v, family_of[v.category], stats, px, pix_rng, d.images.data.data() + static_cast<size_t>(i) * px * px);
     d.stimulus_ids.push_back(fmt::format("{}{}_p{:03d}", fam[v.category], v.object, i % n_pose));
   }
 

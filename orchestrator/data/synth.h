@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "results/dataset_io.h"
@@ -46,6 +47,14 @@ struct SynthOptions {
   int min_neurons = 0;            // per session
   int max_neurons = 0;
   int repeats = 0;                // presentations of each image per session
+  // Shape families by name (shape_family_names(); empty: the first `categories`
+  // of the classic eight). Sets `categories` to its length.
+  std::vector<std::string> families;
+  // Image statistics (defaults: the presets'). Background grey level drawn per
+  // image from U[background_min, background_max]; background_texture scales the
+  // two octaves of value noise (1 = sd-ish 0.12 + 0.06); pixel_noise is the sd
+  // of the per-pixel Gaussian noise. Negative: the default.
+  double background_min = -1, background_max = -1, background_texture = -1, pixel_noise = -1;
 };
 
 // The options with the preset applied and every override resolved.
@@ -56,7 +65,9 @@ Result<SynthOptions> resolve_synth_options(const SynthOptions& o);
 // resolve_synth_options.
 Result<Dataset> synthesize(const SynthOptions& o);
 
-// Names of the planted shape families, in category-index order (8).
+// Names of every shape family the generator can draw (12): the classic eight
+// the presets use (disc .. bowtie, in category-index order) and four more
+// (ring, arrow, chevron, teardrop) that only an explicit `families` selects.
 const std::vector<std::string>& shape_family_names();
 
 }  // namespace migvis::data

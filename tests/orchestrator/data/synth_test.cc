@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <set>
@@ -183,6 +184,83 @@ TEST(SynthTest, BadOptionsNameTheOption) {
   o.min_neurons = 60;
   o.max_neurons = 61;
   EXPECT_NE(synthesize(o).status().message().find("distinct neuron counts"), std::string::npos);
+}
+
+// A second generator setting (issue 14 item 6): families no preset uses,
+// another category count and other image statistics, without touching what
+// the presets make.
+TEST(SynthTest, FamiliesAndImageStatisticsMakeAnotherGenerator) {
+  SynthOptions o;
+  o.preset = "tiny";
+  o.seed = 5;
+  o.families = {"ring", "arrow", "chevron", "teardrop", "star"};
+  o.background_min = 0.55;
+  o.background_max = 0.75;
+  o.background_texture = 2.0;
+  o.pixel_noise = 0.06;
+  auto alt = synthesize(o);
+  ASSERT_TRUE(alt.ok()) << alt.status().to_string();
+  const Dataset& d = *alt;
+  EXPECT_EQ(d.num_images(), 5u * 4 * 4);
+  EXPECT_EQ(d.factor("category")->classes, o.families);
+  EXPECT_EQ(d.stimulus_ids.front().rfind("ring0_p", 0), 0u) << d.stimulus_ids.front();
+  EXPECT_NE(d.description.find("shape families ring, arrow"), std::string::npos) << d.description;
+  EXPECT_TRUE(validate_dataset(d, "mem").ok());
+  // Brighter background: the image's median grey rises from ~0.3 to ~0.65.
+  auto median = [](std::vector<float> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  Dataset base = make("tiny", 5);
+  EXPECT_LT(median(base.images.data), 0.45f);
+  EXPECT_GT(median(d.images.data), 0.5f);
+  // Same views (the view stream does not depend on families or image statistics).
+  // (5 categories here, 4 in the preset: the first 64 views are shared.)
+  const auto& rb = base.factor("rxy")->values;
+  EXPECT_EQ(std::vector<float>(d.factor("rxy")->values.begin(), d.factor("rxy")->values.begin() + rb.size()), rb);
+  // Each new family draws its own shape: with image statistics equal and one
+  // family swapped, that category's images change and the others' do not.
+  SynthOptions a, b;
+  a.preset = b.preset = "tiny";
+  a.seed = b.seed = 5;
+  a.families = {"disc", "box", "triangle", "star"};
+  for (const char* fam : {"ring", "arrow", "chevron", "teardrop"}) {
+    b.families = {"disc", fam, "triangle", "star"};
+    auto da = synthesize(a), db = synthesize(b);
+    ASSERT_TRUE(da.ok() && db.ok());
+    const size_t per_cat = 16 * 32 * 32;
+    auto slice = [&](const Dataset& x, int c) {
+      return std::vector<float>(x.images.data.begin() + c * per_cat, x.images.data.begin() + (c + 1) * per_cat);
+    };
+    EXPECT_EQ(slice(*da, 0), slice(*db, 0)) << fam;
+    EXPECT_NE(slice(*da, 1), slice(*db, 1)) << fam;
+    EXPECT_EQ(slice(*da, 2), slice(*db, 2)) << fam;
+  }
+  // Naming the classic families in their order is the preset itself.
+  auto named = synthesize(a);
+  EXPECT_EQ(named->images.data, base.images.data);
+}
+
+TEST(SynthTest, BadFamiliesAndImageStatisticsNameTheOption) {
+  SynthOptions o;
+  o.preset = "tiny";
+  o.families = {"disc", "blob"};
+  EXPECT_NE(synthesize(o).status().message().find("unknown family 'blob'"), std::string::npos);
+  o.families = {"disc", "ring", "disc"};
+  EXPECT_NE(synthesize(o).status().message().find("'disc' listed twice"), std::string::npos);
+  o.families = {"disc", "ring"};
+  o.categories = 3;
+  EXPECT_NE(synthesize(o).status().message().find("families lists 2"), std::string::npos);
+  o.categories = 0;
+  o.families = {"ring"};
+  EXPECT_NE(synthesize(o).status().message().find("categories"), std::string::npos);
+  o.families = {};
+  o.background_min = 0.8;
+  o.background_max = 0.5;
+  EXPECT_NE(synthesize(o).status().message().find("background_min, background_max"), std::string::npos);
+  o.background_min = o.background_max = -1;
+  o.pixel_noise = 0.9;
+  EXPECT_NE(synthesize(o).status().message().find("pixel_noise"), std::string::npos);
 }
 
 // A linear read-out of trial-averaged counts recovers the planted pose and
