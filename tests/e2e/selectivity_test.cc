@@ -29,6 +29,11 @@ std::map<std::string, double> stage_metrics(catalog::Catalog& cat, const std::st
   return out;
 }
 
+// The bar the diagonal contrast must clear, in bootstrap standard errors of
+// the contrast itself. From the recorded run in docs/METRICS.md ("Selectivity
+// under the independent judges"); set there, not tuned here.
+constexpr double kMinContrastSE = 1.5;
+
 TEST(SelectivityE2ETest, GuidingThePoseAndCategoryGroupsSteersTheirOwnFactors) {
   migvis::testing::TempDir tmp;
   const fs::path root = tmp / "runs";
@@ -72,17 +77,18 @@ TEST(SelectivityE2ETest, GuidingThePoseAndCategoryGroupsSteersTheirOwnFactors) {
   // ...and more than the other group moves it.
   EXPECT_GT(T(pose_g, "pose"), T(cat_g, "pose"));
   EXPECT_GT(T(cat_g, "category"), T(pose_g, "category"));
-  // The diagonal contrast is clearly positive: more than 1.5 standard errors
-  // (bootstrap over source images per cell, the four cells added in quadrature,
-  // which ignores that the cells share their sources and so overstates the
-  // error). Threshold from the recorded run in docs/METRICS.md ("Selectivity
-  // under the independent judges"): 0.329 +- 0.175, 1.9 SE; under the old
-  // judge (the critic's own architecture, item-level errors) it was 3.0-3.2 SE.
+  // The diagonal contrast is clearly positive. The eval computes it per item
+  // (the four cells share their pairs and sources) with a bootstrap error over
+  // source images (eval metrics contrast, contrast_se); the cells' errors added
+  // in quadrature, printed beside it, ignore the cells' covariance.
   const double contrast = T(pose_g, "pose") + T(cat_g, "category") - T(pose_g, "category") - T(cat_g, "pose");
-  const double se = std::sqrt(std::pow(SE(pose_g, "pose"), 2) + std::pow(SE(cat_g, "category"), 2) +
-                              std::pow(SE(pose_g, "category"), 2) + std::pow(SE(cat_g, "pose"), 2));
-  std::printf("diagonal contrast %.3f, standard error %.3f (%.1f SE)\n", contrast, se, contrast / se);
-  EXPECT_GT(contrast, 1.5 * se);
+  const double se_quad = std::sqrt(std::pow(SE(pose_g, "pose"), 2) + std::pow(SE(cat_g, "category"), 2) +
+                                   std::pow(SE(pose_g, "category"), 2) + std::pow(SE(cat_g, "pose"), 2));
+  EXPECT_NEAR(metric("contrast"), contrast, 1e-5) << "eval's contrast is not the four cells' combination";
+  const double se = metric("contrast_se");
+  std::printf("diagonal contrast %.3f, bootstrap standard error %.3f (%.1f SE; cells in quadrature: %.3f, %.1f SE)\n",
+              contrast, se, contrast / se, se_quad, contrast / se_quad);
+  EXPECT_GT(contrast, kMinContrastSE * se);
 }
 
 }  // namespace

@@ -254,11 +254,28 @@ std::vector<double> role_changes(const std::vector<FactorHead>& heads, const std
 
 PixelReadout::PixelReadout(const PixelReadoutOptions& o, std::vector<FactorHead> heads) : o_(o), heads_(std::move(heads)) {}
 
+torch::Tensor PixelReadout::conv_features(const torch::Tensor& images) const {
+  namespace F = torch::nn::functional;
+  // In chunks: [chunk, filters, s - 4, s - 4] float32 is the largest tensor.
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < images.size(0); i += 256) {
+    auto x = resize_images(images.slice(0, i, std::min(images.size(0), i + 256)), o_.conv_size_px)
+                 .to(torch::kFloat32);
+    x = x - x.mean({1, 2, 3}, /*keepdim=*/true);  // each image's own mean grey removed
+    auto r = torch::relu(F::conv2d(x, conv_w_, F::Conv2dFuncOptions().bias(conv_b_)));
+    auto grid = F::adaptive_avg_pool2d(r, F::AdaptiveAvgPool2dFuncOptions(4)).flatten(1);   // [b, 16 * filters]
+    auto peak = std::get<0>(r.flatten(2).max(2));                                         // [b, filters]
+    parts.push_back(torch::cat({grid, peak}, 1).to(torch::kFloat64));
+  }
+  return torch::cat(parts, 0);
+}
+
 torch::Tensor PixelReadout::features(const torch::Tensor& images) const {
   auto x = resize_images(images, o_.image_size_px).flatten(1).to(torch::kFloat64);  // [B, P]
   x = (x - pix_mean_) / pix_sd_;
   auto rf = torch::relu(x.matmul(proj_) + bias_);                                  // [B, features]
-  return torch::cat({x, rf}, 1);
+  if (o_.conv_filters <= 0) return torch::cat({x, rf}, 1);
+  return torch::cat({x, rf, (conv_features(images) - conv_mean_) / conv_sd_}, 1);
 }
 
 torch::Tensor PixelReadout::encode(const std::vector<torch::Tensor>& targets, const torch::Tensor& idx) const {
@@ -300,6 +317,15 @@ std::vector<double> PixelReadout::fit(const torch::Tensor& images, const std::ve
   const int64_t p = px.size(1);
   proj_ = torch::randn({p, o_.features}, gen, torch::kFloat64) / std::sqrt(static_cast<double>(p));
   bias_ = torch::randn({o_.features}, gen, torch::kFloat64) * 0.5;
+  if (o_.conv_filters > 0) {
+    const int64_t c = images.size(1);
+    conv_w_ = torch::randn({o_.conv_filters, c, 5, 5}, gen, torch::kFloat32);
+    conv_w_ = (conv_w_ - conv_w_.mean({1, 2, 3}, /*keepdim=*/true)) / std::sqrt(25.0 * c);  // zero-mean: edges, bars
+    conv_b_ = torch::randn({o_.conv_filters}, gen, torch::kFloat32) * 0.05;
+    auto cf = conv_features(images);
+    conv_mean_ = cf.mean(0);
+    conv_sd_ = cf.std(0).clamp_min(1e-6);
+  }
   auto phi = features(images);
   feat_mean_ = phi.mean(0);
   phi = phi - feat_mean_;

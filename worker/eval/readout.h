@@ -123,7 +123,12 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256
 
 // The classical judge: images [B, C, H, W] in [0, 1] are area-resized to
 // image_size_px, flattened and standardised, mapped through `features` fixed
-// random ReLU projections (Gaussian, seeded) next to the raw pixels, and every
+// random ReLU projections (Gaussian, seeded) next to the raw pixels; beside
+// them `conv_filters` fixed random 5x5 filters (zero-mean Gaussian, seeded) run
+// over the image at conv_size_px, rectified and pooled (mean over a 4 x 4 grid
+// of cells and max over the image) - untrained, translation-tolerant local
+// features of the kind Jarrett et al. 2009 and Saxe et al. 2011 found to carry
+// much of what a trained network reads, standardised per feature. Every
 // head is a ridge regression on them (categorical: one-hot targets, argmax;
 // periodic: (cos, sin); continuous: standardised). The ridge strength is the
 // one of a small grid with the best held-out score on an internal split
@@ -131,6 +136,8 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256
 struct PixelReadoutOptions {
   int64_t image_size_px = 16;
   int64_t features = 2048;
+  int64_t conv_filters = 64;   // 0: pixels and random projections only
+  int64_t conv_size_px = 32;
   double test_fraction = 0.2;
   uint64_t seed = 0;
 };
@@ -151,7 +158,9 @@ class PixelReadout {
   std::vector<torch::Tensor> decode(const torch::Tensor& y) const;
   PixelReadoutOptions o_;
   std::vector<FactorHead> heads_;
+  torch::Tensor conv_features(const torch::Tensor& images) const;  // [B, 17 * conv_filters] float64, raw
   torch::Tensor proj_, bias_, pix_mean_, pix_sd_, w_, feat_mean_, y_mean_;
+  torch::Tensor conv_w_, conv_b_, conv_mean_, conv_sd_;
   double ridge_ = 0;
 };
 

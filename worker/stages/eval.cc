@@ -65,12 +65,32 @@ double mean_nn_distance(const torch::Tensor& a, const torch::Tensor& b, bool exc
   return std::get<0>(d.min(1)).mean().item<double>();
 }
 
+// The VAE's group x factor-role decoding matrix (/eval/group_factor, attr
+// `factors`), found through the synthesis job's own job.yaml (inputs.vae).
+struct GroupFactor {
+  h5::Array<float> scores;  // [groups, roles]
+  std::vector<std::string> roles;
+};
+Result<GroupFactor> read_vae_group_factor(const fs::path& syn_dir) {
+  MIGVIS_ASSIGN_OR_RETURN(auto spec, schema::read_job_spec(syn_dir));
+  MIGVIS_ASSIGN_OR_RETURN(fs::path vae_dir, require_input(spec, "vae"));
+  MIGVIS_ASSIGN_OR_RETURN(auto f, h5::File::open(vae_dir / schema::kOutFile));
+  if (!f.exists("eval/group_factor"))
+    return Status::NotFound(f.where("/eval/group_factor") + ": the VAE recorded no group x factor decoding");
+  GroupFactor gf;
+  MIGVIS_ASSIGN_OR_RETURN(gf.scores, f.read<float>("eval/group_factor"));
+  MIGVIS_ASSIGN_OR_RETURN(gf.roles, f.attr_vector<std::string>("eval/group_factor", "factors"));
+  if (gf.scores.rank() != 2 || gf.scores.dim(1) != gf.roles.size())
+    return Status::InvalidArgument(f.where("/eval/group_factor") + ": expected [groups, factors] matching attr factors");
+  return gf;
+}
+
 }  // namespace
 
 Status run_eval_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "lr", "width", "image_size", "augment_noise", "augment_blur",
-                                        "keep_best", "report_gamma", "min_readout", "pixel_features", "bootstrap"}));
+                                        "keep_best", "report_gamma", "min_readout", "pixel_features", "pixel_conv_filters", "bootstrap"}));
   // The gamma whose changes become the per-group metrics (tables 2): the grid's
   // value nearest to it. 100 is the method's reference guidance scale.
   MIGVIS_ASSIGN_OR_RETURN(double report_gamma, p.get_double("report_gamma", 100.0));
@@ -79,9 +99,11 @@ Status run_eval_stage(StageContext& ctx) {
   // but noise in generated images: it is left out of change and transfer.
   MIGVIS_ASSIGN_OR_RETURN(double min_readout, p.get_double("min_readout", 0.1));
   MIGVIS_ASSIGN_OR_RETURN(int64_t pixel_features, p.get_int("pixel_features", 2048));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t pixel_conv_filters, p.get_int("pixel_conv_filters", 64));
   MIGVIS_ASSIGN_OR_RETURN(int64_t n_boot, p.get_int("bootstrap", 1000));
-  if (pixel_features < 1 || n_boot < 10)
-    return Status::InvalidArgument("job.yaml: params: need pixel_features >= 1 and bootstrap >= 10");
+  if (pixel_features < 1 || pixel_conv_filters < 0 || n_boot < 10)
+    return Status::InvalidArgument(
+        "job.yaml: params: need pixel_features >= 1, pixel_conv_filters >= 0 and bootstrap >= 10");
   eval::ReadoutTrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 20));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
@@ -155,6 +177,8 @@ Status run_eval_stage(StageContext& ctx) {
   eval::PixelReadoutOptions pop;
   pop.image_size_px = std::min<int64_t>(16, H);
   pop.features = pixel_features;
+  pop.conv_size_px = std::min<int64_t>(32, H);
+  pop.conv_filters = pop.conv_size_px >= 8 ? pixel_conv_filters : 0;  // 5x5 filters, then a 4 x 4 pooling grid
   pop.seed = ctx.spec.seed;
   eval::PixelReadout pixel(pop, heads);
   pixel.fit(held_images, held_targets);
@@ -268,8 +292,47 @@ Status run_eval_stage(StageContext& ctx) {
     return means.std().item<double>();
   };
 
+  // The groups the VAE put pose and category in (its held-out decoding of each
+  // factor role from each group, /eval/group_factor of the synthesis job's VAE):
+  // the cells of the diagonal contrast. Absent (a VAE without it, one group
+  // carrying both): no contrast metric.
+  struct Diagonal { int64_t pose_g = -1, cat_g = -1, pose_f = -1, cat_f = -1; } diagonal;
+  {
+    auto role_index = [&](const std::string& r) {
+      auto it = std::find(roles.begin(), roles.end(), r);
+      return it == roles.end() ? int64_t{-1} : static_cast<int64_t>(it - roles.begin());
+    };
+    diagonal.pose_f = role_index("pose");
+    diagonal.cat_f = role_index("category");
+    auto gf = read_vae_group_factor(syn_dir);
+    if (gf.ok() && diagonal.pose_f >= 0 && diagonal.cat_f >= 0) {
+      auto best_group = [&](const std::string& role) {
+        int64_t best = -1;
+        float v = 0;
+        const auto col = std::find(gf->roles.begin(), gf->roles.end(), role) - gf->roles.begin();
+        if (col == static_cast<int64_t>(gf->roles.size())) return int64_t{-1};
+        for (int64_t row = 0; row < static_cast<int64_t>(gf->scores.dim(0)); ++row) {
+          const float x = gf->scores.data[row * gf->roles.size() + col];
+          if (best < 0 || x > v) { best = row; v = x; }
+        }
+        // Row r is group r + 1; the synthesis grid's index of that group.
+        auto it = std::find(groups.begin(), groups.end(), static_cast<int32_t>(best + 1));
+        return it == groups.end() ? int64_t{-1} : static_cast<int64_t>(it - groups.begin());
+      };
+      diagonal.pose_g = best_group("pose");
+      diagonal.cat_g = best_group("category");
+      if (diagonal.pose_g == diagonal.cat_g) diagonal.pose_g = diagonal.cat_g = -1;
+    } else if (!gf.ok()) {
+      MIGVIS_LOG_INFO("eval: no diagonal contrast: {}", gf.status().message());
+    }
+  }
+  int64_t top = 0;  // the reported gamma's column
+  for (int64_t c = 1; c < Gm; ++c)
+    if (std::abs(gammas[c] - report_gamma) < std::abs(gammas[top] - report_gamma)) top = c;
+
   struct Tables {
     h5::Array<float> change, nchange, transfer, transfer_se;
+    std::map<std::pair<int64_t, int64_t>, torch::Tensor> item_transfer;  // (g, f) at the reported gamma: [P * S]
     std::vector<torch::Tensor> item_nchange;  // per role: [G * (Gm - 1) * P * S] float64 (undefined: unread)
     std::vector<double> baseline;
   };
@@ -340,6 +403,7 @@ Status run_eval_stage(StageContext& ctx) {
           auto d = spec[f] / base;
           t.transfer.data[cell] = d.mean().item<double>();
           t.transfer_se.data[cell] = boot_se(d);
+          if (c == top) t.item_transfer[{g, f}] = d;
         }
       }
     }
@@ -367,9 +431,6 @@ Status run_eval_stage(StageContext& ctx) {
   }
   if (agree_n > 0) m["agreement"] = agree_sum / agree_n;
 
-  int64_t top = 0;  // the reported gamma's column
-  for (int64_t c = 1; c < Gm; ++c)
-    if (std::abs(gammas[c] - report_gamma) < std::abs(gammas[top] - report_gamma)) top = c;
   m["report_gamma"] = gammas[top];
   // The factor (role index) with the largest finite value of cells (g, top, *); -1 when none.
   auto argmax_role = [&](const h5::Array<float>& a, int64_t g) {
@@ -435,6 +496,28 @@ Status run_eval_stage(StageContext& ctx) {
       if (n > 0) {
         m[px + "guided_change." + gname] = gc / n;
         m[px + "guided_transfer." + gname] = gt / n;
+      }
+    }
+    // Diagonal contrast at the reported gamma: the pose group's pose transfer
+    // plus the category group's category transfer minus the two crossed cells,
+    // per item (the four cells share their pairs), with its bootstrap error over
+    // source images: the cells' covariance is in it, not assumed away.
+    if (diagonal.pose_g >= 0 && diagonal.cat_g >= 0) {
+      auto cell = [&](int64_t g, int64_t f) {
+        auto it = t.item_transfer.find({g, f});
+        return it == t.item_transfer.end() ? torch::Tensor() : it->second;
+      };
+      auto pp = cell(diagonal.pose_g, diagonal.pose_f), cc = cell(diagonal.cat_g, diagonal.cat_f),
+           pc = cell(diagonal.pose_g, diagonal.cat_f), cp = cell(diagonal.cat_g, diagonal.pose_f);
+      if (pp.defined() && cc.defined() && pc.defined() && cp.defined()) {
+        auto d = pp + cc - pc - cp;
+        const double mean = d.mean().item<double>(), se = boot_se(d);
+        m[px + "contrast"] = mean;
+        m[px + "contrast_se"] = se;
+        MIGVIS_LOG_INFO("eval: {} judge: diagonal contrast (pose group {}, category group {}) at gamma {:g}: "
+                        "{:+.3f} +- {:.3f} ({:.1f} SE, bootstrap over {} sources)",
+                        judges[ji].name, groups[diagonal.pose_g], groups[diagonal.cat_g], gammas[top], mean, se,
+                        se > 0 ? mean / se : 0.0, K);
       }
     }
   }

@@ -2,6 +2,7 @@
 // directories whose upstream outputs (dataset, VAE latents, a TorchScript eps
 // model) are written by hand in the formats of schemas/job.md.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -99,6 +100,10 @@ class StagesTest : public JobDirTest {
       std::vector<int32_t> idx(kN);
       for (int i = 0; i < kN; ++i) idx[i] = i;
       ASSERT_TRUE(f.write_vector("latent_image_index", idx).ok());
+      // The VAE's group x factor decoding (as the vae stage writes it): group 1
+      // reads category, group 2 pose, so eval's diagonal takes those cells.
+      ASSERT_TRUE(f.write("eval/group_factor", h5::Array<float>({2, 2}, {0.1f, 0.9f, 0.8f, 0.05f})).ok());
+      ASSERT_TRUE(f.set_attr_vector<std::string>("eval/group_factor", "factors", {"pose", "category"}).ok());
       ASSERT_TRUE((*af)->commit().ok());
     }
     // Diffusion job stand-in: a scripted eps model + its schedule.
@@ -141,6 +146,12 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   EXPECT_EQ(cres->metrics.count("mi.g1"), 1u);
   EXPECT_EQ(cres->metrics.count("mi.g2"), 1u);
   EXPECT_TRUE(fs::exists(tmp_ / "critic" / "critic.pt"));
+  // The critic reports its epochs in progress.yaml (the live display's bar).
+  auto prog = schema::read_progress(tmp_ / "critic");
+  ASSERT_TRUE(prog.ok()) << prog.status().to_string();
+  EXPECT_EQ(prog->step, 3);
+  EXPECT_EQ(prog->total_steps, 3);
+  EXPECT_EQ(prog->phase, "train");
   {
     auto f = h5::File::open(tmp_ / "critic" / "out.h5");
     ASSERT_TRUE(f.ok());
@@ -187,6 +198,15 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
                    "pixel.transfer.g1.pose", "pixel.transfer_se.g2.category", "readout.rxy", "pixel.readout.category",
                    "judge.pose", "pixel.judge.category"})
     EXPECT_EQ(eres->metrics.count(key), 1u) << key;
+  // The diagonal contrast (pose group 2, category group 1) is the four cells'
+  // combination, with a bootstrap error over the 2 sources.
+  for (std::string px : {"", "pixel."}) {
+    auto M = [&](const std::string& k) { return eres->metrics.at(px + k); };
+    ASSERT_EQ(eres->metrics.count(px + "contrast"), 1u) << px;
+    EXPECT_NEAR(M("contrast"), M("transfer.g2.pose") + M("transfer.g1.category") - M("transfer.g2.category") -
+                                   M("transfer.g1.pose"), 1e-5) << px;
+    EXPECT_TRUE(std::isfinite(M("contrast_se")) && M("contrast_se") >= 0) << px;
+  }
   // A labelled figure per pair, with its caption.
   EXPECT_TRUE(fs::exists(tmp_ / "eval" / "figure_pair0.png"));
   EXPECT_TRUE(fs::exists(tmp_ / "eval" / "figure_pair1.json"));
