@@ -25,6 +25,31 @@ namespace {
 // How long catalog writers wait for the single-writer lock (results/catalog.h):
 // commands that must write wait long; `status` only ingests opportunistically.
 constexpr double kStatusLockWaitS = 5;
+constexpr double kDefaultLockWaitS = 600;
+
+// Puts every finished job of the plan (a result.yaml on disk) into the catalog
+// again (idempotent), whoever ran it. The recorder takes the writer lock
+// around each ingest (never hold it around this: it is not re-entrant); the
+// first refusal after lock_wait_s stops ingesting and is returned as `busy`.
+struct IngestSummary {
+  size_t ingested = 0;
+  Status busy;
+};
+Result<IngestSummary> ingest_finished_jobs(const fs::path& root, const sweeps::Plan& plan, double lock_wait_s) {
+  MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root, lock_wait_s));
+  IngestSummary out;
+  for (auto& j : plan.jobs) {
+    fs::path d = sweeps::job_dir_for(root, j);
+    if (!fs::exists(d / schema::kResultFile)) continue;
+    Status st = recorder->ingest(d);
+    if (st.code() == StatusCode::kUnavailable) {
+      out.busy = st;
+      break;
+    }
+    if (st.ok()) ++out.ingested;
+  }
+  return out;
+}
 
 struct SweepArgs {
   std::string file;
@@ -261,27 +286,12 @@ Status do_status(const SweepArgs& a) {
                  per[st][int(DiskState::kRunning)], per[st][int(DiskState::kFailed)], per[st][int(DiskState::kPending)]);
   for (auto& f : failed) fmt::print("  failed {}\n", f);
 
-  // Finished jobs go into the catalog again (idempotent), whoever ran them,
-  // unless another writer (a running sweep, an ingest job) holds the lock for
-  // long: it ingests them itself.
-  // The recorder takes the lock around each ingest (never hold it here: it is
-  // not re-entrant); the first refusal after kStatusLockWaitS stops ingesting.
+  // Finished jobs go into the catalog again, unless another writer (a running
+  // sweep, an ingest job) holds the lock for long: it ingests them itself.
   {
-    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root, kStatusLockWaitS));
-    size_t ingested = 0;
-    Status busy;
-    for (auto& j : plan.jobs) {
-      fs::path d = sweeps::job_dir_for(root, j);
-      if (!fs::exists(d / schema::kResultFile)) continue;
-      Status st = recorder->ingest(d);
-      if (st.code() == StatusCode::kUnavailable) {
-        busy = st;
-        break;
-      }
-      if (st.ok()) ++ingested;
-    }
-    if (!busy.ok()) fmt::print("  catalog: not ingesting now ({})\n", busy.message());
-    else fmt::print("  catalog: {} finished job(s) ingested into {}\n", ingested, (root / "migvis.db").string());
+    MIGVIS_ASSIGN_OR_RETURN(auto ing, ingest_finished_jobs(root, plan, kStatusLockWaitS));
+    if (!ing.busy.ok()) fmt::print("  catalog: not ingesting now ({})\n", ing.busy.message());
+    else fmt::print("  catalog: {} finished job(s) ingested into {}\n", ing.ingested, (root / "migvis.db").string());
   }
 
   // Submitted to SLURM: what the scheduler says about the tasks not yet done.
@@ -334,11 +344,10 @@ Status do_resume_submitted(const SweepArgs& a, const sweeps::Plan& plan, bool re
   const fs::path root = fs::absolute(a.root);
   MIGVIS_ASSIGN_OR_RETURN(auto lock, RootLock::acquire(root));
   {
-    MIGVIS_ASSIGN_OR_RETURN(auto recorder, make_catalog_recorder(root));
-    for (auto& j : plan.jobs) {
-      fs::path d = sweeps::job_dir_for(root, j);
-      if (fs::exists(d / schema::kResultFile)) (void)recorder->ingest(d);
-    }
+    // What could not be ingested now stays on disk; resume reads job states
+    // from the job directories, not from the catalog.
+    MIGVIS_ASSIGN_OR_RETURN(auto ing, ingest_finished_jobs(root, plan, kDefaultLockWaitS));
+    if (!ing.busy.ok()) fmt::print("  catalog: not ingesting now ({})\n", ing.busy.message());
   }
   SlurmSubmitOptions o;
   o.root = root;
