@@ -1,5 +1,8 @@
 // worker/eval/readout: periodic angle heads (read out as cos/sin, compared with
 // the wrapped difference) and the per-role change measures.
+#include <cmath>
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include "worker/eval/readout.h"
@@ -107,6 +110,81 @@ TEST(ReadoutTest, PixelJudgeReadsPlantedFactorsOnUnseenImages) {
   EXPECT_GT(sc[1], 0.8);  // R^2
   EXPECT_GT(chance_corrected(heads[0], sc[0]), 0.8);
   EXPECT_DOUBLE_EQ(chance_corrected(heads[0], 0.5), 0.0);
+}
+
+// The random conv features are what lets the pixel judge read a shape
+// wherever it sits: bar orientation (horizontal vs vertical) at random
+// positions, on unseen images, with and without them.
+TEST(ReadoutTest, PixelJudgeConvFeaturesReadShapeAnywhere) {
+  const int n = 300, s = 24;
+  data::Dataset d;
+  data::Factor ori;
+  ori.name = "orientation"; ori.role = "category"; ori.kind = data::FactorKind::kCategorical; ori.classes = {"h", "v"};
+  auto imgs = torch::full({n, 1, s, s}, 0.3f);
+  auto gen = at::detail::createCPUGenerator(5);
+  auto pos = torch::randint(4, s - 4, {n, 2}, gen, torch::kLong);
+  for (int i = 0; i < n; ++i) {
+    const int vertical = i % 2, cx = pos[i][0].item<int>(), cy = pos[i][1].item<int>();
+    ori.values.push_back(static_cast<float>(vertical));
+    for (int k = -3; k <= 3; ++k)
+      for (int w = 0; w <= 1; ++w) {
+        if (vertical) imgs[i][0][cy + k][cx + w] = 0.9f;
+        else imgs[i][0][cy + w][cx + k] = 0.9f;
+      }
+  }
+  d.factors = {ori};
+  auto heads = heads_for(d);
+  ASSERT_EQ(heads.size(), 1u);
+  auto targets = targets_for(d, heads);
+  auto train = torch::arange(0, 200, torch::kLong), test = torch::arange(200, n, torch::kLong);
+  auto score = [&](int64_t filters) {
+    PixelReadoutOptions o;
+    o.image_size_px = 16;
+    o.features = 256;
+    o.conv_filters = filters;
+    o.conv_size_px = s;
+    PixelReadout judge(o, heads);
+    judge.fit(imgs.index_select(0, train), {targets[0].index_select(0, train)});
+    auto pred = judge.predict(imgs.index_select(0, test));
+    return score_predictions(heads, pred.values, {targets[0].index_select(0, test)})[0];
+  };
+  const double with = score(64), without = score(0);
+  std::printf("bar orientation at random positions, held-out accuracy: %.3f with conv features, %.3f without\n",
+              with, without);
+  EXPECT_GT(with, 0.9);
+  EXPECT_GT(with, without + 0.1);
+}
+
+// An ensemble judge averages its members' outputs, then decodes them as one
+// judge would: a class two members lean to, the circular mean of angles, the
+// mean of values (not the mean of decoded labels).
+TEST(ReadoutTest, AveragedPredictionsDecodeTheMeanOutputs) {
+  std::vector<FactorHead> heads(3);
+  heads[0].name = "category"; heads[0].role = "category"; heads[0].categorical = true; heads[0].classes = 3;
+  heads[1].name = "rxy"; heads[1].role = "pose"; heads[1].periodic = true;
+  heads[2].name = "size"; heads[2].role = "size"; heads[2].mean = 10; heads[2].std = 2;
+  auto member = [](std::vector<float> probs, double deg, float z) {
+    Predictions p;
+    p.scores.push_back(torch::tensor(probs).view({1, 3}));
+    const double r = deg * M_PI / 180;
+    p.scores.push_back(torch::tensor({static_cast<float>(std::cos(r)), static_cast<float>(std::sin(r))}).view({1, 2}));
+    p.scores.push_back(torch::tensor({z}));
+    p.features = torch::full({1, 2}, z);
+    return p;
+  };
+  // Members' argmax votes are 1, 1, 2; their probabilities (.1 .6 .3), (.1 .5 .4),
+  // (0 .1 .9) average to (.07 .40 .53): class 2, not the majority vote.
+  auto avg = average_predictions({member({0.1f, 0.6f, 0.3f}, 170, 1.f), member({0.1f, 0.5f, 0.4f}, -170, 2.f),
+                                  member({0.0f, 0.1f, 0.9f}, 180, 0.f)},
+                                 heads);
+  EXPECT_EQ(avg.values[0].item<int64_t>(), 2);
+  // 170, -170 and 180 degrees average to 180 on the circle (their plain mean is 60).
+  EXPECT_NEAR(std::abs(avg.values[1].item<float>()), 180.f, 1e-3);
+  EXPECT_NEAR(avg.values[2].item<float>(), 10.f + 2.f * 1.f, 1e-5);  // mean z = 1
+  EXPECT_EQ(avg.features[0][0].item<float>(), 1.f) << "the first member's features";
+  // One member: unchanged.
+  auto one = average_predictions({member({0.2f, 0.3f, 0.5f}, 45, 0.5f)}, heads);
+  EXPECT_EQ(one.scores[0].numel(), 3);
 }
 
 TEST(ReadoutTest, JudgeCnnIsNotTheCriticTrunk) {
