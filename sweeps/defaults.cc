@@ -137,6 +137,7 @@ const std::map<std::string, std::vector<ParamSpec>>& table() {
            {"min_readout", T::kNumber, J(), {}},
            {"pixel_features", T::kInt, J(), {}},
            {"pixel_conv_filters", T::kInt, J(), {}},
+           {"judge_seeds", T::kInt, J(), {}},
            {"bootstrap", T::kInt, J(), {}},
        }},
   };
@@ -172,7 +173,7 @@ const ParamRange* param_range(const std::string& stage, const std::string& key) 
       {"synthesis.seeds", &kCount}, {"synthesis.chunk", &kCount},  {"synthesis.edit_t", &kCount},
       {"diffusion.ema_decay", &kFraction}, {"diffusion.judge_holdout", &kFraction},
       {"critic.judge_holdout", &kFraction}, {"data.background_min", &kFraction}, {"data.background_max", &kFraction},
-      {"data.pixel_noise", &kNonNegative}, {"data.background_texture", &kNonNegative},
+      {"data.pixel_noise", &kNonNegative}, {"eval.judge_seeds", &kCount}, {"data.background_texture", &kNonNegative},
   };
   auto it = k.find(stage + "." + key);
   if (it == k.end()) it = k.find("*." + key);

@@ -201,11 +201,14 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   std::vector<torch::Tensor> feats;
   // Batches move to the read-out's device; predictions come back to the host.
   const torch::Device dev = r->parameters().front().device();
+  std::vector<std::vector<torch::Tensor>> score_parts(r->heads.size());
   for (int64_t b0 = 0; b0 < images.size(0); b0 += batch) {
     auto out = r->forward(images.slice(0, b0, std::min(images.size(0), b0 + batch)).to(dev));
     feats.push_back(out.features.cpu());
     for (size_t i = 0; i < r->heads.size(); ++i) {
       auto& h = r->heads[i];
+      auto sc = h.categorical ? out.outputs[i].softmax(1) : out.outputs[i];
+      score_parts[i].push_back(sc.cpu());
       if (h.categorical) parts[i].push_back(out.outputs[i].argmax(1).cpu());
       else if (h.periodic) parts[i].push_back((torch::atan2(out.outputs[i].select(1, 1), out.outputs[i].select(1, 0)) * (180.0 / M_PI)).cpu());
       else parts[i].push_back((out.outputs[i] * h.std + h.mean).cpu());
@@ -213,7 +216,25 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   }
   Predictions p;
   for (auto& v : parts) p.values.push_back(torch::cat(v));
+  for (auto& v : score_parts) p.scores.push_back(torch::cat(v));
   p.features = torch::cat(feats);
+  return p;
+}
+
+Predictions average_predictions(const std::vector<Predictions>& members, const std::vector<FactorHead>& heads) {
+  if (members.size() == 1) return members.front();
+  Predictions p;
+  p.features = members.front().features;
+  for (size_t i = 0; i < heads.size(); ++i) {
+    auto mean = members.front().scores.at(i).to(torch::kFloat64).clone();
+    for (size_t k = 1; k < members.size(); ++k) mean += members[k].scores.at(i).to(torch::kFloat64);
+    mean /= static_cast<double>(members.size());
+    const auto& h = heads[i];
+    if (h.categorical) p.values.push_back(mean.argmax(1));
+    else if (h.periodic) p.values.push_back((torch::atan2(mean.select(1, 1), mean.select(1, 0)) * (180.0 / M_PI)).to(torch::kFloat32));
+    else p.values.push_back((mean * h.std + h.mean).to(torch::kFloat32));
+    p.scores.push_back(mean.to(torch::kFloat32));
+  }
   return p;
 }
 
@@ -366,7 +387,14 @@ Predictions PixelReadout::predict(const torch::Tensor& images) const {
   torch::NoGradGuard ng;
   Predictions p;
   p.features = features(images);
-  p.values = decode((p.features - feat_mean_).matmul(w_) + y_mean_);
+  auto y = (p.features - feat_mean_).matmul(w_) + y_mean_;
+  p.values = decode(y);
+  int64_t c = 0;
+  for (auto& h : heads_) {
+    auto part = y.slice(1, c, c + h.outputs());
+    c += h.outputs();
+    p.scores.push_back((h.categorical || h.periodic ? part : part.squeeze(1)).to(torch::kFloat32));
+  }
   p.features = p.features.to(torch::kFloat32);
   return p;
 }

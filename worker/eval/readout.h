@@ -118,8 +118,21 @@ double chance_corrected(const FactorHead& h, double score);
 struct Predictions {
   std::vector<torch::Tensor> values;
   torch::Tensor features;  // [B, F]
+  // Per head, the judge's continuous output before it is decoded into `values`:
+  // categorical [B, classes] (CNN: softmax probabilities; pixel: the ridge's
+  // one-hot regression), periodic [B, 2] (cos, sin), continuous [B] standardised.
+  // What average_predictions() averages.
+  std::vector<torch::Tensor> scores;
 };
 Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256);
+
+// One judge from several of the same family trained with different seeds: the
+// members' scores averaged per head, then decoded as one judge's would be
+// (argmax; atan2 of the mean (cos, sin); the mean standardised value). The
+// features are the first member's (the members' feature spaces are not
+// aligned). A judge's seed moves table 2 as much as the sampling error does
+// (docs/METRICS.md); averaging members shrinks that part.
+Predictions average_predictions(const std::vector<Predictions>& members, const std::vector<FactorHead>& heads);
 
 // The classical judge: images [B, C, H, W] in [0, 1] are area-resized to
 // image_size_px, flattened and standardised, mapped through `features` fixed

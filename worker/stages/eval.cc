@@ -90,7 +90,8 @@ Result<GroupFactor> read_vae_group_factor(const fs::path& syn_dir) {
 Status run_eval_stage(StageContext& ctx) {
   schema::Params p(ctx.spec.params, "job.yaml");
   MIGVIS_RETURN_IF_ERROR(p.check_known({"epochs", "batch", "lr", "width", "image_size", "augment_noise", "augment_blur",
-                                        "keep_best", "report_gamma", "min_readout", "pixel_features", "pixel_conv_filters", "bootstrap"}));
+                                        "keep_best", "report_gamma", "min_readout", "pixel_features", "pixel_conv_filters", "judge_seeds",
+                                        "bootstrap"}));
   // The gamma whose changes become the per-group metrics (tables 2): the grid's
   // value nearest to it. 100 is the method's reference guidance scale.
   MIGVIS_ASSIGN_OR_RETURN(double report_gamma, p.get_double("report_gamma", 100.0));
@@ -100,10 +101,11 @@ Status run_eval_stage(StageContext& ctx) {
   MIGVIS_ASSIGN_OR_RETURN(double min_readout, p.get_double("min_readout", 0.1));
   MIGVIS_ASSIGN_OR_RETURN(int64_t pixel_features, p.get_int("pixel_features", 2048));
   MIGVIS_ASSIGN_OR_RETURN(int64_t pixel_conv_filters, p.get_int("pixel_conv_filters", 64));
+  MIGVIS_ASSIGN_OR_RETURN(int64_t judge_seeds, p.get_int("judge_seeds", 3));
   MIGVIS_ASSIGN_OR_RETURN(int64_t n_boot, p.get_int("bootstrap", 1000));
-  if (pixel_features < 1 || pixel_conv_filters < 0 || n_boot < 10)
+  if (pixel_features < 1 || pixel_conv_filters < 0 || judge_seeds < 1 || n_boot < 10)
     return Status::InvalidArgument(
-        "job.yaml: params: need pixel_features >= 1, pixel_conv_filters >= 0 and bootstrap >= 10");
+        "job.yaml: params: need pixel_features >= 1, pixel_conv_filters >= 0, judge_seeds >= 1 and bootstrap >= 10");
   eval::ReadoutTrainOptions to;
   MIGVIS_ASSIGN_OR_RETURN(to.epochs, p.get_int("epochs", 20));
   MIGVIS_ASSIGN_OR_RETURN(to.batch, p.get_int("batch", 64));
@@ -169,21 +171,40 @@ Status run_eval_stage(StageContext& ctx) {
   rop.channels = C;
   MIGVIS_ASSIGN_OR_RETURN(rop.image_size_px, p.get_int("image_size", H));
   MIGVIS_ASSIGN_OR_RETURN(rop.width, p.get_int("width", 16));
-  torch::manual_seed(ctx.spec.seed);
-  eval::Readout cnn(rop, heads);
-  cnn->to(stage_device(ctx));  // images stay on the host; batches move (eval::train_readout, predict)
-  record_model_device(ctx, "readout", *cnn);
-  eval::train_readout(cnn, held_images, held_targets, to);
   eval::PixelReadoutOptions pop;
   pop.image_size_px = std::min<int64_t>(16, H);
   pop.features = pixel_features;
   pop.conv_size_px = std::min<int64_t>(32, H);
   pop.conv_filters = pop.conv_size_px >= 8 ? pixel_conv_filters : 0;  // 5x5 filters, then a 4 x 4 pooling grid
-  pop.seed = ctx.spec.seed;
-  eval::PixelReadout pixel(pop, heads);
-  pixel.fit(held_images, held_targets);
-
   auto synth = torch::from_blob(imgs.data.data(), {G * Gm * P * S, C, H, W}, torch::kFloat32);
+  // Each judge is an ensemble of `judge_seeds` members of its family trained
+  // with different seeds (member 0 with the job's seed), their outputs
+  // averaged (eval::average_predictions): a single judge's seed moves table 2
+  // as much as the sampling error does.
+  auto& m = ctx.result->metrics;
+  std::vector<eval::Predictions> cnn_synth, cnn_stim, pix_synth, pix_stim;
+  for (int64_t k = 0; k < judge_seeds; ++k) {
+    const uint64_t seed = ctx.spec.seed + static_cast<uint64_t>(k) * 1000003ULL;
+    torch::manual_seed(seed);
+    eval::Readout cnn(rop, heads);
+    cnn->to(stage_device(ctx));  // images stay on the host; batches move (eval::train_readout, predict)
+    if (k == 0) record_model_device(ctx, "readout", *cnn);
+    auto member_to = to;
+    member_to.seed = seed;
+    eval::train_readout(cnn, held_images, held_targets, member_to);
+    cnn_synth.push_back(eval::predict(cnn, synth));
+    cnn_stim.push_back(eval::predict(cnn, stimuli));
+    if (k > 0) cnn_synth.back().features = cnn_stim.back().features = torch::Tensor();  // only member 0's are used
+    auto member_pop = pop;
+    member_pop.seed = seed;
+    eval::PixelReadout pixel(member_pop, heads);
+    pixel.fit(held_images, held_targets);
+    pix_synth.push_back(pixel.predict(synth));
+    pix_stim.push_back(pixel.predict(stimuli));
+    if (k > 0) pix_synth.back().features = pix_stim.back().features = torch::Tensor();
+  }
+  m["judge_seeds"] = static_cast<double>(judge_seeds);
+
   struct Judge {
     std::string name, prefix;  // metric prefix: "" (CNN) or "pixel."
     eval::Predictions pred, stim_pred;
@@ -194,11 +215,10 @@ Status run_eval_stage(StageContext& ctx) {
   judges[0].name = "cnn";
   judges[1].name = "pixel";
   judges[1].prefix = "pixel.";
-  judges[0].pred = eval::predict(cnn, synth);
-  judges[0].stim_pred = eval::predict(cnn, stimuli);
-  judges[1].pred = pixel.predict(synth);
-  judges[1].stim_pred = pixel.predict(stimuli);
-  auto& m = ctx.result->metrics;
+  judges[0].pred = eval::average_predictions(cnn_synth, heads);
+  judges[0].stim_pred = eval::average_predictions(cnn_stim, heads);
+  judges[1].pred = eval::average_predictions(pix_synth, heads);
+  judges[1].stim_pred = eval::average_predictions(pix_stim, heads);
   for (auto& j : judges) {
     auto raw = eval::score_predictions(heads, pick(j.stim_pred.values, seen_idx), seen_targets);
     j.measured = heads;
