@@ -1,9 +1,14 @@
-// The planted selectivity end to end (label slow): the quick-start chain of one
+// The selectivity chain end to end (label slow): the quick-start chain of one
 // session (tests/e2e/selectivity.yaml: data -> MIG-Vis VAE -> diffusion ->
 // critic -> synthesis -> eval) through `migvis sweep run` with the real
-// workers. The VAE's planted-truth matrix names its pose and category groups;
-// the eval's transfer metrics (how far guiding a group moves each factor toward
-// the guiding target's, docs/METRICS.md) must show each steering its own factor.
+// workers. What it asserts is what the measurements support
+// (docs/METRICS.md, "Selectivity under the independent judges"): the VAE puts
+// the planted pose and category in different groups; both judges read pose and
+// category on stimuli they never saw; guiding those groups changes the images;
+// the eval's diagonal contrast is the four cells' combination with a finite
+// bootstrap error. It prints the diagonal but does not assert it: under the
+// ensemble judges this chain's contrast is 0.12 +- 0.19 (0.6 SE), and a
+// single judge's 2.0 SE here was a property of that judge's seed.
 #include <cmath>
 #include <cstdio>
 
@@ -29,12 +34,7 @@ std::map<std::string, double> stage_metrics(catalog::Catalog& cat, const std::st
   return out;
 }
 
-// The bar the diagonal contrast must clear, in bootstrap standard errors of
-// the contrast itself. From the recorded run in docs/METRICS.md ("Selectivity
-// under the independent judges"); set there, not tuned here.
-constexpr double kMinContrastSE = 1.5;
-
-TEST(SelectivityE2ETest, GuidingThePoseAndCategoryGroupsSteersTheirOwnFactors) {
+TEST(SelectivityE2ETest, ChainSeparatesFactorsJudgesReadThemAndGuidanceMovesThem) {
   migvis::testing::TempDir tmp;
   const fs::path root = tmp / "runs";
   auto run = run_command("MIGVIS_WORKER=" + migvis::testing::worker_bin() + " " + migvis::testing::migvis_bin() +
@@ -71,24 +71,40 @@ TEST(SelectivityE2ETest, GuidingThePoseAndCategoryGroupsSteersTheirOwnFactors) {
                 g, g == pose_g ? " (pose)" : g == cat_g ? " (category)" : "", T(g, "pose"), SE(g, "pose"),
                 T(g, "category"), SE(g, "category"), T(g, "identity"), T(g, "position"), T(g, "size"));
 
-  // Each group moves its own factor toward the target more than the other's...
-  EXPECT_GT(T(pose_g, "pose"), T(pose_g, "category"));
-  EXPECT_GT(T(cat_g, "category"), T(cat_g, "pose"));
-  // ...and more than the other group moves it.
-  EXPECT_GT(T(pose_g, "pose"), T(cat_g, "pose"));
-  EXPECT_GT(T(cat_g, "category"), T(pose_g, "category"));
-  // The diagonal contrast is clearly positive. The eval computes it per item
-  // (the four cells share their pairs and sources) with a bootstrap error over
-  // source images (eval metrics contrast, contrast_se); the cells' errors added
-  // in quadrature, printed beside it, ignore the cells' covariance.
+  // The VAE puts the planted factors where the method says (recorded: R^2 0.87
+  // for pose in group 1, 0.99-1.00 for category in group 2).
+  EXPECT_GT(vae.at("truth.g" + std::to_string(pose_g) + ".pose"), 0.5);
+  EXPECT_GT(vae.at("truth.g" + std::to_string(cat_g) + ".category"), 0.5);
+  // Both judges (ensembles of judge_seeds members) read pose and category on
+  // unseen stimuli above min_readout (recorded: 0.16-0.32 chance-corrected).
+  EXPECT_EQ(metric("judge_seeds"), 3.0);
+  for (std::string px : {"", "pixel."})
+    for (const char* role : {"pose", "category"}) EXPECT_GT(metric(px + "judge." + role), 0.1) << px << role;
+  // Guiding the pose and category groups changes the images: each factor moves
+  // a sizeable part of the way between two random stimuli (recorded 0.49-1.08 at
+  // gamma 30; 0 is the unguided image itself).
+  for (int g : {pose_g, cat_g})
+    for (const char* role : {"pose", "category"})
+      EXPECT_GT(metric("nchange.g" + std::to_string(g) + "." + role), 0.2) << "group " << g << " " << role;
+  // The diagonal contrast: the eval computes it per item (the four cells share
+  // their pairs and sources) with a bootstrap error over source images; the
+  // cells' errors in quadrature, printed beside it, ignore their covariance.
   const double contrast = T(pose_g, "pose") + T(cat_g, "category") - T(pose_g, "category") - T(cat_g, "pose");
   const double se_quad = std::sqrt(std::pow(SE(pose_g, "pose"), 2) + std::pow(SE(cat_g, "category"), 2) +
                                    std::pow(SE(pose_g, "category"), 2) + std::pow(SE(cat_g, "pose"), 2));
   EXPECT_NEAR(metric("contrast"), contrast, 1e-5) << "eval's contrast is not the four cells' combination";
   const double se = metric("contrast_se");
-  std::printf("diagonal contrast %.3f, bootstrap standard error %.3f (%.1f SE; cells in quadrature: %.3f, %.1f SE)\n",
-              contrast, se, contrast / se, se_quad, contrast / se_quad);
-  EXPECT_GT(contrast, kMinContrastSE * se);
+  EXPECT_TRUE(std::isfinite(se) && se > 0) << se;
+  EXPECT_NEAR(metric("pixel.contrast"),
+              metric("pixel.transfer.g" + std::to_string(pose_g) + ".pose") +
+                  metric("pixel.transfer.g" + std::to_string(cat_g) + ".category") -
+                  metric("pixel.transfer.g" + std::to_string(pose_g) + ".category") -
+                  metric("pixel.transfer.g" + std::to_string(cat_g) + ".pose"),
+              1e-5);
+  std::printf("diagonal contrast %.3f, bootstrap standard error %.3f (%.1f SE; cells in quadrature: %.3f, %.1f SE); "
+              "pixel judge %.3f +- %.3f\n",
+              contrast, se, contrast / se, se_quad, contrast / se_quad, metric("pixel.contrast"),
+              metric("pixel.contrast_se"));
 }
 
 }  // namespace
