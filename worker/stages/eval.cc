@@ -48,6 +48,7 @@
 #include "common/log.h"
 #include "results/h5.h"
 #include "results/png.h"
+#include "schemas/job_spec.h"
 #include "worker/eval/readout.h"
 #include "worker/comm.h"
 #include "worker/stages/eval.h"
@@ -202,6 +203,8 @@ Status run_eval_stage(StageContext& ctx) {
     pix_synth.push_back(pixel.predict(synth));
     pix_stim.push_back(pixel.predict(stimuli));
     if (k > 0) pix_synth.back().features = pix_stim.back().features = torch::Tensor();
+    if (ctx.comm->is_root())  // the live display's bar: judge members trained
+      (void)schema::write_progress({k + 1, judge_seeds, "judges", schema::utc_now_iso8601()}, ctx.dir);
   }
   m["judge_seeds"] = static_cast<double>(judge_seeds);
 

@@ -193,6 +193,13 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto eres = schema::read_job_result(tmp_ / "eval");
   ASSERT_TRUE(eres.ok());
+  // Its judge members (judge_seeds, 3 by default) in progress.yaml.
+  auto eprog = schema::read_progress(tmp_ / "eval");
+  ASSERT_TRUE(eprog.ok()) << eprog.status().to_string();
+  EXPECT_EQ(eprog->step, 3);
+  EXPECT_EQ(eprog->total_steps, 3);
+  EXPECT_EQ(eprog->phase, "judges");
+  EXPECT_EQ(eres->metrics.at("judge_seeds"), 3.0);
   for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "transfer.g1.pose", "mi.gamma5",
                    "guided_change.gamma5", "guided_transfer.gamma5", "quality.gamma0", "quality.gamma5",
                    "pixel.transfer.g1.pose", "pixel.transfer_se.g2.category", "readout.rxy", "pixel.readout.category",
