@@ -1,7 +1,8 @@
 // Stage `eval`: how much each factor changes in the guided images, per latent
 // group and gamma (MIGVIS_METHOD.md tables 2 and 3), judged by two independent
 // factor read-outs (worker/eval/readout.h): a CNN of another design than the
-// critic's and a classical pixel model (ridge on random pixel features), both
+// critic's and a classical pixel model (ridge on random pixel and conv
+// features), each an ensemble of `judge_seeds` members, both
 // trained only on the stimuli the critic and the diffusion model never saw (the
 // judge split recorded in the synthesis job's /judge_heldout), scored on the
 // others, and applied to /images of a synthesis job. Constant or near-constant
