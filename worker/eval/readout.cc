@@ -195,6 +195,18 @@ double chance_corrected(const FactorHead& h, double score) {
   return chance < 1 ? (score - chance) / (1.0 - chance) : 0.0;
 }
 
+std::vector<torch::Tensor> decode_scores(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& scores) {
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const auto& h = heads[i];
+    const auto& sc = scores.at(i);
+    if (h.categorical) out.push_back(sc.argmax(1));
+    else if (h.periodic) out.push_back((torch::atan2(sc.select(1, 1), sc.select(1, 0)) * (180.0 / M_PI)).to(torch::kFloat32));
+    else out.push_back((sc * h.std + h.mean).to(torch::kFloat32));
+  }
+  return out;
+}
+
 Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   torch::NoGradGuard ng;
   std::vector<std::vector<torch::Tensor>> parts(r->heads.size());
@@ -205,13 +217,10 @@ Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch) {
   for (int64_t b0 = 0; b0 < images.size(0); b0 += batch) {
     auto out = r->forward(images.slice(0, b0, std::min(images.size(0), b0 + batch)).to(dev));
     feats.push_back(out.features.cpu());
+    auto values = decode_scores(r->heads, out.outputs);  // categorical: argmax of the logits
     for (size_t i = 0; i < r->heads.size(); ++i) {
-      auto& h = r->heads[i];
-      auto sc = h.categorical ? out.outputs[i].softmax(1) : out.outputs[i];
-      score_parts[i].push_back(sc.cpu());
-      if (h.categorical) parts[i].push_back(out.outputs[i].argmax(1).cpu());
-      else if (h.periodic) parts[i].push_back((torch::atan2(out.outputs[i].select(1, 1), out.outputs[i].select(1, 0)) * (180.0 / M_PI)).cpu());
-      else parts[i].push_back((out.outputs[i] * h.std + h.mean).cpu());
+      parts[i].push_back(values[i].cpu());
+      score_parts[i].push_back((r->heads[i].categorical ? out.outputs[i].softmax(1) : out.outputs[i]).cpu());
     }
   }
   Predictions p;
@@ -229,12 +238,10 @@ Predictions average_predictions(const std::vector<Predictions>& members, const s
     auto mean = members.front().scores.at(i).to(torch::kFloat64).clone();
     for (size_t k = 1; k < members.size(); ++k) mean += members[k].scores.at(i).to(torch::kFloat64);
     mean /= static_cast<double>(members.size());
-    const auto& h = heads[i];
-    if (h.categorical) p.values.push_back(mean.argmax(1));
-    else if (h.periodic) p.values.push_back((torch::atan2(mean.select(1, 1), mean.select(1, 0)) * (180.0 / M_PI)).to(torch::kFloat32));
-    else p.values.push_back((mean * h.std + h.mean).to(torch::kFloat32));
-    p.scores.push_back(mean.to(torch::kFloat32));
+    p.scores.push_back(mean);
   }
+  p.values = decode_scores(heads, p.scores);
+  for (auto& sc : p.scores) sc = sc.to(torch::kFloat32);
   return p;
 }
 
@@ -316,15 +323,13 @@ torch::Tensor PixelReadout::encode(const std::vector<torch::Tensor>& targets, co
   return torch::cat(cols, 1);
 }
 
-std::vector<torch::Tensor> PixelReadout::decode(const torch::Tensor& y) const {
+std::vector<torch::Tensor> PixelReadout::split(const torch::Tensor& y) const {
   std::vector<torch::Tensor> out;
   int64_t c = 0;
   for (auto& h : heads_) {
     auto part = y.slice(1, c, c + h.outputs());
     c += h.outputs();
-    if (h.categorical) out.push_back(part.argmax(1));
-    else if (h.periodic) out.push_back((torch::atan2(part.select(1, 1), part.select(1, 0)) * (180.0 / M_PI)).to(torch::kFloat32));
-    else out.push_back((part.squeeze(1) * h.std + h.mean).to(torch::kFloat32));
+    out.push_back(h.categorical || h.periodic ? part : part.squeeze(1));
   }
   return out;
 }
@@ -369,7 +374,7 @@ std::vector<double> PixelReadout::fit(const torch::Tensor& images, const std::ve
   double best = -std::numeric_limits<double>::infinity();
   for (double rel : {1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
     auto w = solve(train, rel * scale);
-    auto pred = decode(phi.index_select(0, test).matmul(w) + y_mean);
+    auto pred = decode_scores(heads_, split(phi.index_select(0, test).matmul(w) + y_mean));
     std::vector<torch::Tensor> yt;
     for (auto& t : targets) yt.push_back(t.index_select(0, test));
     auto sc = score_predictions(heads_, pred, yt);
@@ -387,14 +392,9 @@ Predictions PixelReadout::predict(const torch::Tensor& images) const {
   torch::NoGradGuard ng;
   Predictions p;
   p.features = features(images);
-  auto y = (p.features - feat_mean_).matmul(w_) + y_mean_;
-  p.values = decode(y);
-  int64_t c = 0;
-  for (auto& h : heads_) {
-    auto part = y.slice(1, c, c + h.outputs());
-    c += h.outputs();
-    p.scores.push_back((h.categorical || h.periodic ? part : part.squeeze(1)).to(torch::kFloat32));
-  }
+  auto parts = split((p.features - feat_mean_).matmul(w_) + y_mean_);
+  p.values = decode_scores(heads_, parts);
+  for (auto& part : parts) p.scores.push_back(part.to(torch::kFloat32));
   p.features = p.features.to(torch::kFloat32);
   return p;
 }

@@ -126,6 +126,11 @@ struct Predictions {
 };
 Predictions predict(Readout& r, const torch::Tensor& images, int64_t batch = 256);
 
+// Labels from per-head scores (as Predictions::scores; categorical may also be
+// logits): argmax, atan2 of (cos, sin) in degrees, or the standardised value
+// back in label units. Every judge, and the ensemble, decodes through it.
+std::vector<torch::Tensor> decode_scores(const std::vector<FactorHead>& heads, const std::vector<torch::Tensor>& scores);
+
 // One judge from several of the same family trained with different seeds: the
 // members' scores averaged per head, then decoded as one judge's would be
 // (argmax; atan2 of the mean (cos, sin); the mean standardised value). The
@@ -168,7 +173,8 @@ class PixelReadout {
  private:
   torch::Tensor features(const torch::Tensor& images) const;  // [B, D] float64
   torch::Tensor encode(const std::vector<torch::Tensor>& targets, const torch::Tensor& idx) const;  // [n, K]
-  std::vector<torch::Tensor> decode(const torch::Tensor& y) const;
+  // The ridge's outputs [n, K] as per-head scores (Predictions::scores).
+  std::vector<torch::Tensor> split(const torch::Tensor& y) const;
   PixelReadoutOptions o_;
   std::vector<FactorHead> heads_;
   torch::Tensor conv_features(const torch::Tensor& images) const;  // [B, 17 * conv_filters] float64, raw

@@ -49,6 +49,15 @@ data::Dataset tiny_dataset() {
   return d;
 }
 
+// A finished job's last progress.yaml: `total` of `total` steps in `phase`.
+void expect_final_progress(const fs::path& dir, int64_t total, const std::string& phase) {
+  auto p = schema::read_progress(dir);
+  ASSERT_TRUE(p.ok()) << dir << ": " << p.status().to_string();
+  EXPECT_EQ(p->step, total) << dir;
+  EXPECT_EQ(p->total_steps, total) << dir;
+  EXPECT_EQ(p->phase, phase) << dir;
+}
+
 // Job directories over the tiny dataset, run through the real worker.
 class JobDirTest : public ::testing::Test {
  protected:
@@ -147,11 +156,7 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   EXPECT_EQ(cres->metrics.count("mi.g2"), 1u);
   EXPECT_TRUE(fs::exists(tmp_ / "critic" / "critic.pt"));
   // The critic reports its epochs in progress.yaml (the live display's bar).
-  auto prog = schema::read_progress(tmp_ / "critic");
-  ASSERT_TRUE(prog.ok()) << prog.status().to_string();
-  EXPECT_EQ(prog->step, 3);
-  EXPECT_EQ(prog->total_steps, 3);
-  EXPECT_EQ(prog->phase, "train");
+  expect_final_progress(tmp_ / "critic", 3, "train");
   {
     auto f = h5::File::open(tmp_ / "critic" / "out.h5");
     ASSERT_TRUE(f.ok());
@@ -194,11 +199,7 @@ TEST_F(StagesTest, CriticSynthesisEvalEndToEndAndUnknownKeyRejected) {
   auto eres = schema::read_job_result(tmp_ / "eval");
   ASSERT_TRUE(eres.ok());
   // Its judge members (judge_seeds, 3 by default) in progress.yaml.
-  auto eprog = schema::read_progress(tmp_ / "eval");
-  ASSERT_TRUE(eprog.ok()) << eprog.status().to_string();
-  EXPECT_EQ(eprog->step, 3);
-  EXPECT_EQ(eprog->total_steps, 3);
-  EXPECT_EQ(eprog->phase, "judges");
+  expect_final_progress(tmp_ / "eval", 3, "judges");
   EXPECT_EQ(eres->metrics.at("judge_seeds"), 3.0);
   for (auto key : {"change.g1.pose", "change.g2.category", "slope.g1.category", "transfer.g1.pose", "mi.gamma5",
                    "guided_change.gamma5", "guided_transfer.gamma5", "quality.gamma0", "quality.gamma5",
