@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "common/hash.h"
 #include "schemas/dataset_names.h"
 
 namespace migvis::data {
@@ -66,12 +67,8 @@ class Rng {
 
 // Independent streams for independent purposes, so e.g. changing the neuron
 // range does not change the images.
-uint64_t stream_seed(uint64_t seed, uint64_t tag) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (tag + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+// (splitmix64 adds the golden-ratio increment once more: tag + 1 of them.)
+uint64_t stream_seed(uint64_t seed, uint64_t tag) { return splitmix64(seed + 0x9e3779b97f4a7c15ULL * tag); }
 
 struct View {
   int category = 0, object = 0;  // object: index within the category

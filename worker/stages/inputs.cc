@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 
 namespace migvis::worker {
@@ -97,16 +98,6 @@ Result<ImageTrainingParams> read_image_training_params(const schema::Params& p) 
   return t;
 }
 
-namespace {
-// splitmix64: a fixed, well-mixed hash of the image index (the split must not
-// change with the library's RNG).
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 bool JudgeSplit::is_heldout(int64_t image) const {
   return std::binary_search(heldout.begin(), heldout.end(), image);
@@ -116,7 +107,7 @@ JudgeSplit judge_split(int64_t n_images, double fraction) {
   JudgeSplit s;
   s.fraction = fraction;
   std::vector<std::pair<uint64_t, int64_t>> order;
-  for (int64_t i = 0; i < n_images; ++i) order.emplace_back(mix64(static_cast<uint64_t>(i) ^ 0x6a75646765ull), i);
+  for (int64_t i = 0; i < n_images; ++i) order.emplace_back(splitmix64(static_cast<uint64_t>(i) ^ 0x6a75646765ull), i);
   std::sort(order.begin(), order.end());
   const int64_t n_held = std::clamp<int64_t>(std::llround(fraction * n_images), 0, n_images);
   for (int64_t k = 0; k < n_images; ++k) (k < n_held ? s.heldout : s.critic).push_back(order[k].second);
